@@ -1,0 +1,44 @@
+"""Sphinx configuration for the eventkit docs."""
+
+from importlib.metadata import version as _version
+
+project = "eventkit"
+author = "The eventkit developers"
+copyright = "2026, The eventkit developers"
+release = _version("eventkit")
+version = ".".join(release.split(".")[:2])
+
+extensions = [
+    "myst_parser",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.doctest",
+    "sphinx.ext.viewcode",
+]
+source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
+myst_enable_extensions = ["colon_fence", "deflist"]
+myst_heading_anchors = 3
+exclude_patterns = ["_build"]
+
+default_role = "any"
+nitpicky = True
+# The build runs offline, so there is no intersphinx: names from the standard library and
+# from attrs and cattrs are left unlinked instead of failing the nitpicky build.
+nitpick_ignore_regex = [
+    (r"py:.*", r"(datetime|uuid|decimal|enum|types|typing|typing_extensions|collections\.abc)\..*"),
+    (r"py:.*", r"(attrs|attr|cattrs|cattr|sqlite3|psycopg|psycopg_pool|pathlib|os)\..*"),
+    (r"py:.*", r"(Decimal|UUID|datetime|Path|Any|Self|Callable|Iterable|Iterator|Mapping)"),
+    (r"py:.*", r"(Sequence|TracebackType|NamedTuple|Protocol|E|T|A|ExpectedVersion)"),
+    (r"py:.*", r"(int|str|bytes|bool|float|object|type|tuple|list|dict|frozenset|None)"),
+    (r"py:.*", r"(Exception|BaseException|ValueError|TypeError|LookupError)"),
+    (r"py:.*", r"eventkit\._.*"),
+]
+
+autodoc_member_order = "bysource"
+autodoc_typehints = "signature"
+autodoc_preserve_defaults = True
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+
+html_theme = "furo"
+html_title = "eventkit"

@@ -1,0 +1,111 @@
+"""
+eventkit: event sourcing for Python.
+
+Define events (`event`) and aggregates (`Aggregate`), keep them in an event store
+(`InMemoryEventStore`, ...), load and save them through a `Repository`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eventkit import exceptions
+from eventkit._aggregate import Aggregate
+from eventkit._backends.memory import InMemoryEventStore
+from eventkit._envelope import (
+    ANY,
+    NO_STREAM,
+    STREAM_EXISTS,
+    ExpectedVersion,
+    NewEvent,
+    RecordedEvent,
+    StreamState,
+)
+from eventkit._events import EventRegistry, EventType, default_registry, event
+from eventkit._repository import Repository
+from eventkit._serialization import Codec, EventRecord, NewRecord, make_converter
+from eventkit._store import (
+    AppendResult,
+    BaseEventStore,
+    EventStore,
+    RecordWrite,
+    StoredEventRef,
+    StreamAppend,
+    check_expected_version,
+    resolve_existing,
+)
+from eventkit.exceptions import (
+    ConcurrencyError,
+    DuplicateEventIdError,
+    EventKitError,
+    ProjectionError,
+    RegistrationError,
+    SerializationError,
+    StoreError,
+    StreamNotFound,
+    UnknownEventType,
+    UpcastError,
+    VersionNotFoundError,
+)
+
+__all__ = [
+    "ANY",
+    "NO_STREAM",
+    "STREAM_EXISTS",
+    "Aggregate",
+    "AppendResult",
+    "BaseEventStore",
+    "Codec",
+    "ConcurrencyError",
+    "DuplicateEventIdError",
+    "EventKitError",
+    "EventRecord",
+    "EventRegistry",
+    "EventStore",
+    "EventType",
+    "ExpectedVersion",
+    "InMemoryEventStore",
+    "NewEvent",
+    "NewRecord",
+    "ProjectionError",
+    "RecordWrite",
+    "RecordedEvent",
+    "RegistrationError",
+    "Repository",
+    "SerializationError",
+    "StoreError",
+    "StoredEventRef",
+    "StreamAppend",
+    "StreamNotFound",
+    "StreamState",
+    "UnknownEventType",
+    "UpcastError",
+    "VersionNotFoundError",
+    "check_expected_version",
+    "default_registry",
+    "event",
+    "exceptions",
+    "make_converter",
+    "resolve_existing",
+]
+
+# Reprs, tracebacks and the docs name the public path (eventkit.Repository), not the
+# private module a name happens to live in.
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("eventkit._"):
+        _obj.__module__ = "eventkit"
+del _name, _obj
+
+
+def __getattr__(name: str) -> Any:
+    # Resolved lazily: reading the installed version costs a metadata lookup at import.
+    if name == "__version__":
+        from importlib.metadata import version  # noqa: PLC0415 (deferred on purpose)
+
+        return version("eventkit")
+    raise AttributeError(f"module 'eventkit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return [*__all__, "__version__"]

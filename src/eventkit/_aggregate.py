@@ -1,0 +1,102 @@
+"""Aggregates: consistency boundaries that check invariants and record events. No I/O."""
+
+from __future__ import annotations
+
+import abc
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+import attrs
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+
+@attrs.define
+class Aggregate(abc.ABC):
+    """
+    Base class for event-sourced aggregates.
+
+    Subclass it with ``@attrs.define``, give every field a default (an aggregate starts
+    empty and is filled by replaying its events), write commands that check invariants
+    and call `record`, and write `apply` to change state for each event. `apply` must
+    not check invariants or fail: it also replays history, and history cannot be refused.
+
+    Example:
+        .. code-block:: python
+
+            @attrs.define
+            class Account(Aggregate):
+                balance: Decimal = Decimal(0)
+
+                def deposit(self, amount: Decimal) -> None:
+                    if amount <= 0:
+                        raise ValueError("deposit must be positive")
+                    self.record(MoneyDeposited(amount))
+
+                def apply(self, event: object) -> None:
+                    match event:
+                        case MoneyDeposited(amount=amount):
+                            self.balance += amount
+
+    Attributes:
+        id: The aggregate's id; the `Repository` derives the stream id from it.
+        version: The number of events applied, recorded ones included.
+
+    .. versionadded:: 0.1.0
+    """
+
+    id: str
+    version: int = attrs.field(default=0, kw_only=True)
+    _pending: list[Any] = attrs.field(factory=list, init=False, repr=False, eq=False)
+
+    snapshot_version: ClassVar[int] = 1
+    """The version of the aggregate's stored state shape; bump it when fields change."""
+
+    @abc.abstractmethod
+    def apply(self, event: Any) -> None:
+        """Change the aggregate's state to reflect *event* (house style: ``match``)."""
+
+    def record(self, event: Any) -> None:
+        """
+        Apply *event* and queue it to be saved.
+
+        Call this from command methods, after the invariants hold.
+        """
+        self.apply(event)
+        self._pending.append(event)
+        self.version += 1
+
+    @property
+    def pending_events(self) -> tuple[Any, ...]:
+        """The events recorded since the aggregate was loaded or last saved."""
+        return tuple(self._pending)
+
+    @property
+    def saved_version(self) -> int:
+        """The version the aggregate had when loaded or last saved."""
+        return self.version - len(self._pending)
+
+    def mark_saved(self) -> None:
+        """
+        Forget the pending events: they are stored.
+
+        The `Repository` calls this after a successful save.
+        """
+        self._pending.clear()
+
+    def replay(self, events: Iterable[Any]) -> Self:
+        """
+        Apply already-stored *events* without queueing them; return the aggregate.
+
+        Raises:
+            ValueError: The aggregate has pending events (replaying would misnumber them).
+        """
+        if self._pending:
+            raise ValueError(
+                f"cannot replay history into aggregate {self.id!r}: it has "
+                f"{len(self._pending)} unsaved events"
+            )
+        for event in events:
+            self.apply(event)
+            self.version += 1
+        return self

@@ -1,0 +1,1 @@
+"""Storage backends: each implements the record-level half of `BaseEventStore`."""

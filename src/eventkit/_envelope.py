@@ -1,0 +1,108 @@
+"""The envelope: what the store knows about an event, and how to ask for an append."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar, cast
+
+import attrs
+
+E = TypeVar("E", covariant=True)  # noqa: PLC0105 (the event type parameter of RecordedEvent)
+
+
+class StreamState(enum.Enum):
+    """
+    Expected-version sentinels for `BaseEventStore.append` that are not a plain version number.
+
+    .. versionadded:: 0.1.0
+    """
+
+    NO_STREAM = "NO_STREAM"
+    """The stream must not exist yet (same as expected version 0)."""
+    STREAM_EXISTS = "STREAM_EXISTS"
+    """The stream must already hold at least one event."""
+    ANY = "ANY"
+    """Append whatever the stream's version: no concurrency check."""
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+NO_STREAM: Final = StreamState.NO_STREAM
+STREAM_EXISTS: Final = StreamState.STREAM_EXISTS
+ANY: Final = StreamState.ANY
+
+ExpectedVersion: TypeAlias = (
+    Literal[StreamState.NO_STREAM, StreamState.STREAM_EXISTS, StreamState.ANY] | int
+)
+"""What `BaseEventStore.append` accepts as *expected_version*: an int >= 0 or a `StreamState`."""
+
+
+def _metadata_dict(value: Mapping[str, str]) -> dict[str, str]:
+    # Validated here rather than trusted from the annotation: metadata often comes from
+    # request headers or message properties, where a stray int is easy to pass.
+    result = dict(value)  # a copy: the caller's dict must not change a frozen event
+    for key, item in cast("Mapping[object, object]", result).items():
+        if not isinstance(key, str) or not isinstance(item, str):
+            raise TypeError(
+                f"event metadata must map str to str; got {key!r}: {item!r} "
+                f"({type(key).__name__} -> {type(item).__name__})"
+            )
+    return result
+
+
+@attrs.frozen
+class NewEvent:
+    """
+    An event to append, with the id and metadata it should be stored with.
+
+    Pass bare events to `BaseEventStore.append` when the defaults do; wrap them in `NewEvent` to
+    choose the id (for idempotent retries) or to attach metadata such as
+    ``correlation_id`` and ``causation_id``.
+
+    Args:
+        event: An instance of a registered event class.
+        event_id: The event's unique id; a random UUID when omitted. Re-appending
+            events with the same ids to the same stream stores nothing new.
+        metadata: Strings to store beside the event.
+
+    .. versionadded:: 0.1.0
+    """
+
+    event: Any
+    event_id: uuid.UUID = attrs.field(
+        factory=uuid.uuid4, validator=attrs.validators.instance_of(uuid.UUID), kw_only=True
+    )
+    metadata: Mapping[str, str] = attrs.field(factory=dict, converter=_metadata_dict, kw_only=True)
+
+
+@attrs.frozen
+class RecordedEvent(Generic[E]):
+    """
+    An event as read back from a store, with everything the store knows about it.
+
+    Attributes:
+        stream_id: The stream the event belongs to.
+        version: The event's 1-based version within its stream.
+        position: The event's global position: strictly increasing in the order that
+            readers of `BaseEventStore.read_all` see events (there may be gaps).
+        event_id: The event's unique id.
+        recorded_at: When the store recorded the event (UTC).
+        metadata: The strings stored beside the event.
+        event_type: The stored type name.
+        event: The domain event, at its class's current schema version.
+
+    .. versionadded:: 0.1.0
+    """
+
+    stream_id: str
+    version: int
+    position: int
+    event_id: uuid.UUID
+    recorded_at: datetime
+    metadata: Mapping[str, str]
+    event_type: str
+    event: E

@@ -1,0 +1,223 @@
+"""
+Serialization: events to stored records and back.
+
+This is the only module that imports cattrs. Backends never see domain objects:
+they store and return records (`NewRecord` in, `EventRecord` out) whose data and
+metadata are JSON text encoded here, once.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Set as AbstractSet
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, NamedTuple
+from uuid import UUID
+
+import cattrs
+
+from eventkit._envelope import NewEvent, RecordedEvent
+from eventkit.exceptions import SerializationError, UnknownEventType, UpcastError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from eventkit._events import EventRegistry, EventType
+
+_EMPTY_METADATA = "{}"
+
+
+class NewRecord(NamedTuple):
+    """
+    An encoded event on its way into a backend.
+
+    Attributes:
+        event_id: The event's unique id.
+        event_type: The registered type name.
+        schema_version: The schema version the data is written at.
+        data: The event as JSON text.
+        metadata: The metadata as JSON text (``"{}"`` when there is none).
+
+    .. versionadded:: 0.1.0
+    """
+
+    event_id: UUID
+    event_type: str
+    schema_version: int
+    data: str
+    metadata: str
+
+
+class EventRecord(NamedTuple):
+    """
+    A stored event exactly as a backend holds it, before decoding and upcasting.
+
+    Tooling (migrations, verification, exports) reads these through a store's
+    ``read_all_records`` and ``read_stream_records``.
+
+    .. versionadded:: 0.1.0
+    """
+
+    stream_id: str
+    version: int
+    position: int
+    event_id: UUID
+    event_type: str
+    schema_version: int
+    data: str
+    metadata: str
+    recorded_at: datetime
+
+
+def make_converter() -> cattrs.Converter:
+    """
+    Return a new cattrs converter configured the way eventkit stores events.
+
+    Decimals, UUIDs, datetimes, dates and times become strings (exactly, with no float
+    on the way); bytes become base64; sets and frozensets become lists. Register your
+    own hooks on it and pass it to a store as *converter* for other types.
+
+    .. versionadded:: 0.1.0
+    """
+    converter = cattrs.Converter(unstruct_collection_overrides={AbstractSet: list})
+    for exact in (Decimal, UUID):
+        converter.register_unstructure_hook(exact, str)
+        converter.register_structure_hook(exact, lambda value, cls: cls(value))
+    for temporal in (datetime, date, time):
+        converter.register_unstructure_hook(temporal, temporal.isoformat)
+        converter.register_structure_hook(temporal, lambda value, cls: cls.fromisoformat(value))
+    converter.register_unstructure_hook(bytes, lambda value: base64.b64encode(value).decode())
+    converter.register_structure_hook(bytes, lambda value, _: base64.b64decode(value))
+    return converter
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, cattrs.BaseValidationError):
+        return "; ".join(cattrs.transform_error(exc, path="$"))
+    return f"{type(exc).__name__}: {exc}"
+
+
+_encode_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+_decode_json = json.JSONDecoder().decode
+
+
+def encode_metadata(metadata: Mapping[str, str]) -> str:
+    """Return *metadata* as the JSON text that backends store."""
+    return _encode_json(dict(metadata)) if metadata else _EMPTY_METADATA
+
+
+def decode_metadata(text: str) -> dict[str, str]:
+    """Return the metadata mapping stored as *text*."""
+    if text == _EMPTY_METADATA:
+        return {}
+    result: dict[str, str] = _decode_json(text)
+    return result
+
+
+class Codec:
+    """
+    Turns events into `NewRecord` objects, and `EventRecord` objects into `RecordedEvent`.
+
+    One codec serves one store: it holds the store's registry and converter.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(self, registry: EventRegistry, converter: cattrs.Converter | None = None) -> None:
+        self.registry = registry
+        self.converter = converter if converter is not None else make_converter()
+
+    def encode(self, item: object) -> NewRecord:
+        """
+        Encode a bare event or a `NewEvent` into a record.
+
+        Raises:
+            UnknownEventType: The event's class is not registered.
+            SerializationError: The event could not be turned into JSON.
+        """
+        new = item if isinstance(item, NewEvent) else NewEvent(item)
+        entry = self.registry.by_class(type(new.event))
+        try:
+            data = _encode_json(self.converter.unstructure(new.event))
+        except (TypeError, ValueError, cattrs.BaseValidationError) as exc:
+            raise SerializationError(
+                f"cannot encode {type(new.event).__qualname__} as JSON: {_describe(exc)}",
+                event_type=entry.name,
+            ) from exc
+        return NewRecord(
+            new.event_id, entry.name, entry.version, data, encode_metadata(new.metadata)
+        )
+
+    def decode(self, record: EventRecord) -> RecordedEvent[Any]:
+        """
+        Decode a stored record into a `RecordedEvent` at the current schema version.
+
+        Raises:
+            UnknownEventType: No class is registered under the record's type name.
+            UpcastError: The record's schema version cannot be brought to the current one.
+            SerializationError: The stored data is not valid JSON or does not fit the class.
+        """
+        entry = self.registry.get(record.event_type)
+        if entry is None:
+            raise UnknownEventType(
+                record.event_type,
+                schema_version=record.schema_version,
+                stream_id=record.stream_id,
+                version=record.version,
+            )
+        return RecordedEvent(
+            stream_id=record.stream_id,
+            version=record.version,
+            position=record.position,
+            event_id=record.event_id,
+            recorded_at=record.recorded_at,
+            metadata=decode_metadata(record.metadata),
+            event_type=record.event_type,
+            event=self.decode_event(record, entry),
+        )
+
+    def decode_event(self, record: EventRecord, entry: EventType) -> Any:
+        """Return the domain event stored in *record*, whose type is *entry*."""
+        try:
+            data = _decode_json(record.data)
+        except ValueError as exc:
+            raise SerializationError(
+                f"stored data is not valid JSON: {exc}",
+                stream_id=record.stream_id,
+                version=record.version,
+                event_type=record.event_type,
+            ) from exc
+        if record.schema_version != entry.version:
+            data = self._upgrade(record, entry)
+        try:
+            return self.converter.structure(data, entry.cls)
+        except (cattrs.BaseValidationError, TypeError, ValueError, KeyError) as exc:
+            raise SerializationError(
+                f"stored data does not fit {entry.cls.__qualname__}: {_describe(exc)}",
+                stream_id=record.stream_id,
+                version=record.version,
+                event_type=record.event_type,
+            ) from exc
+
+    def _upgrade(self, record: EventRecord, entry: EventType) -> Any:
+        stored = record.schema_version
+        if stored > entry.version:
+            detail = (
+                f"stored at schema version {stored}, newer than the current version "
+                f"{entry.version} of {entry.cls.__qualname__}; is this code older than "
+                "the code that wrote the event?"
+            )
+        else:
+            detail = (
+                f"stored at schema version {stored} but {entry.cls.__qualname__} is at "
+                f"version {entry.version}, and no upcaster is registered from version {stored}"
+            )
+        raise UpcastError(
+            detail,
+            event_type=record.event_type,
+            from_version=stored,
+            stream_id=record.stream_id,
+            version=record.version,
+        )

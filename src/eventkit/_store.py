@@ -1,0 +1,558 @@
+"""
+The event store contract, and the shared half of every backend.
+
+`EventStore` is the protocol users and the `Repository` program against.
+`BaseEventStore` implements it once: it validates arguments, encodes and decodes
+events, and leaves a backend five storage methods that see only records. The
+version and idempotency rules are pure functions here, called by backends inside
+their own transactions, so every backend decides conflicts the same way.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Self
+
+import attrs
+
+from eventkit._envelope import (
+    ANY,
+    NO_STREAM,
+    STREAM_EXISTS,
+    ExpectedVersion,
+    NewEvent,
+    StreamState,
+)
+from eventkit._events import EventRegistry, default_registry
+from eventkit._serialization import Codec, EventRecord, NewRecord
+from eventkit.exceptions import ConcurrencyError, DuplicateEventIdError
+
+if TYPE_CHECKING:
+    from types import TracebackType
+    from uuid import UUID
+
+    import cattrs
+
+    from eventkit._envelope import RecordedEvent
+
+
+class AppendResult(NamedTuple):
+    """
+    What an append wrote to one stream.
+
+    Attributes:
+        stream_id: The stream appended to.
+        version: The stream version of the last event of this append (for an empty
+            append, the stream's current version).
+        positions: The global positions of the appended events, in order. An
+            idempotent re-append returns the positions stored the first time.
+
+    .. versionadded:: 0.1.0
+    """
+
+    stream_id: str
+    version: int
+    positions: tuple[int, ...]
+
+
+def _event_tuple(events: object) -> tuple[Any, ...]:
+    if isinstance(events, NewEvent) or attrs.has(type(events)) or not isinstance(events, Iterable):
+        raise TypeError(
+            f"events must be a list of events, got a single {type(events).__qualname__}; "
+            "wrap it in a list"
+        )
+    return tuple(events)
+
+
+@attrs.frozen
+class StreamAppend:
+    """
+    One stream's part of an atomic multi-stream `BaseEventStore.append_many`.
+
+    Args:
+        stream_id: The stream to append to.
+        events: Bare events or `NewEvent` wrappers.
+        expected_version: As for `BaseEventStore.append`.
+
+    .. versionadded:: 0.1.0
+    """
+
+    stream_id: str
+    events: Sequence[Any] = attrs.field(converter=_event_tuple)
+    expected_version: ExpectedVersion = ANY
+
+
+class RecordWrite(NamedTuple):
+    """
+    One stream's part of an append, as a backend receives it: validated and encoded.
+
+    .. versionadded:: 0.1.0
+    """
+
+    stream_id: str
+    records: tuple[NewRecord, ...]
+    expected_version: ExpectedVersion
+
+
+class StoredEventRef(NamedTuple):
+    """Where an event id is already stored: what backends report to `resolve_existing`."""
+
+    stream_id: str
+    version: int
+    position: int
+
+
+class EventStore(Protocol):
+    """
+    The event store contract: every backend provides these methods.
+
+    Program against this protocol; choose a backend (`InMemoryEventStore`, ...) at
+    start-up.
+
+    .. versionadded:: 0.1.0
+    """
+
+    @property
+    def registry(self) -> EventRegistry:
+        """The registry that maps this store's type names to classes."""
+        ...
+
+    @property
+    def codec(self) -> Codec:
+        """The codec that turns this store's events into records and back."""
+        ...
+
+    def append(
+        self,
+        stream_id: str,
+        events: Iterable[Any],
+        *,
+        expected_version: ExpectedVersion = ANY,
+    ) -> AppendResult:
+        """Append *events* to one stream atomically; see `BaseEventStore.append`."""
+        ...
+
+    def append_many(self, appends: Iterable[StreamAppend]) -> list[AppendResult]:
+        """Append to several streams in one atomic step; see `BaseEventStore.append_many`."""
+        ...
+
+    def read_stream(
+        self,
+        stream_id: str,
+        *,
+        from_version: int | None = None,
+        to_version: int | None = None,
+        backwards: bool = False,
+        limit: int | None = None,
+    ) -> list[RecordedEvent[Any]]:
+        """Return events of one stream; see `BaseEventStore.read_stream`."""
+        ...
+
+    def read_all(
+        self,
+        *,
+        after_position: int = 0,
+        limit: int | None = None,
+        event_types: Iterable[str | type[Any]] | None = None,
+    ) -> Iterator[RecordedEvent[Any]]:
+        """Iterate over all events in position order; see `BaseEventStore.read_all`."""
+        ...
+
+    def append_records(self, writes: Sequence[RecordWrite]) -> list[AppendResult]:
+        """Append already-encoded records (tooling); see `BaseEventStore.append_records`."""
+        ...
+
+    def read_stream_records(
+        self,
+        stream_id: str,
+        *,
+        from_version: int | None = None,
+        to_version: int | None = None,
+        backwards: bool = False,
+        limit: int | None = None,
+    ) -> list[EventRecord]:
+        """Return one stream's stored records, undecoded (tooling)."""
+        ...
+
+    def read_all_records(
+        self,
+        *,
+        after_position: int = 0,
+        limit: int | None = None,
+        event_types: Iterable[str | type[Any]] | None = None,
+    ) -> Iterator[EventRecord]:
+        """Iterate over all stored records, undecoded (tooling)."""
+        ...
+
+    def stream_version(self, stream_id: str) -> int:
+        """Return the stream's version: 0 when it does not exist."""
+        ...
+
+    def head_position(self) -> int:
+        """Return the highest position in the store: 0 when it is empty."""
+        ...
+
+    def close(self) -> None:
+        """Release the store's resources; the store cannot be used afterwards."""
+        ...
+
+
+# -- pure rules, shared by every backend ----------------------------------------------------
+
+
+def check_expected_version(stream_id: str, expected: ExpectedVersion, actual: int) -> None:
+    """
+    Raise `ConcurrencyError` unless a stream at version *actual* satisfies *expected*.
+
+    .. versionadded:: 0.1.0
+    """
+    if expected is ANY:
+        return
+    if expected is NO_STREAM or expected == 0:
+        ok = actual == 0
+    elif expected is STREAM_EXISTS:
+        ok = actual > 0
+    else:
+        ok = actual == expected
+    if not ok:
+        raise ConcurrencyError(stream_id, expected, actual)
+
+
+def resolve_existing(write: RecordWrite, found: Mapping[UUID, StoredEventRef]) -> AppendResult:
+    """
+    Decide an append some of whose event ids are already stored.
+
+    A backend calls this, inside its transaction, when any of *write*'s event ids exist.
+    It returns the original result when the write repeats an earlier append exactly
+    (same stream, same ids in the same order, consecutive versions, and an expected
+    version that the earlier append satisfied); that is an idempotent retry, and the
+    backend must store nothing.
+
+    Raises:
+        DuplicateEventIdError: Some ids are used by other events.
+        ConcurrencyError: The same events were appended, but the expected version does
+            not describe that earlier append.
+
+    .. versionadded:: 0.1.0
+    """
+    refs = []
+    for record in write.records:
+        ref = found.get(record.event_id)
+        if ref is None or ref.stream_id != write.stream_id:
+            # Some ids are new or live elsewhere: this is not a retry of one earlier append.
+            clash = record.event_id if ref is not None else next(iter(found))
+            raise DuplicateEventIdError(clash, write.stream_id, found[clash].stream_id)
+        refs.append(ref)
+    first = refs[0].version
+    if [ref.version for ref in refs] != list(range(first, first + len(refs))):
+        raise DuplicateEventIdError(write.records[0].event_id, write.stream_id, write.stream_id)
+    check_expected_version(write.stream_id, write.expected_version, first - 1)
+    return AppendResult(write.stream_id, refs[-1].version, tuple(ref.position for ref in refs))
+
+
+def _check_expected_version_arg(stream_id: str, expected: object) -> None:
+    if isinstance(expected, StreamState):
+        return
+    if isinstance(expected, bool) or not isinstance(expected, int):
+        raise TypeError(
+            f"stream {stream_id!r}: expected_version must be an int, NO_STREAM, "
+            f"STREAM_EXISTS or ANY, got {expected!r}"
+        )
+    if expected < 0:
+        raise ValueError(f"stream {stream_id!r}: expected_version must be >= 0, got {expected}")
+
+
+def _check_stream_id(stream_id: object) -> str:
+    if not isinstance(stream_id, str) or not stream_id:
+        raise ValueError(f"stream_id must be a non-empty string, got {stream_id!r}")
+    return stream_id
+
+
+def _check_count(name: str, value: object, minimum: int, *, optional: bool = True) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+class BaseEventStore(abc.ABC):
+    """
+    The shared half of every event store backend.
+
+    A backend subclasses this and implements the storage methods `_append`,
+    `_read_stream`, `_read_all`, `stream_version` and `head_position` (plus
+    `close` when it holds resources). Those methods see only records; this class
+    validates arguments, encodes and decodes events, and applies upcasters.
+
+    Args:
+        registry: Where event type names are looked up; `default_registry` if omitted.
+        converter: The cattrs converter for event data; `make_converter()` if omitted.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(
+        self,
+        *,
+        registry: EventRegistry | None = None,
+        converter: cattrs.Converter | None = None,
+    ) -> None:
+        self._codec = Codec(default_registry if registry is None else registry, converter)
+
+    @property
+    def registry(self) -> EventRegistry:
+        """The registry that maps this store's type names to classes."""
+        return self._codec.registry
+
+    @property
+    def codec(self) -> Codec:
+        """The codec that turns this store's events into records and back."""
+        return self._codec
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- the public API --------------------------------------------------------------------
+
+    def append(
+        self,
+        stream_id: str,
+        events: Iterable[Any],
+        *,
+        expected_version: ExpectedVersion = ANY,
+    ) -> AppendResult:
+        """
+        Append *events* to the stream *stream_id*, atomically.
+
+        Either every event is stored, at consecutive versions, or none is.
+
+        Args:
+            stream_id: The stream to append to; created by its first append.
+            events: Instances of registered event classes, or `NewEvent` wrappers
+                carrying an event id and metadata.
+            expected_version: The stream version the caller based its decision on:
+                an int (``0`` means the stream must not exist), `NO_STREAM`,
+                `STREAM_EXISTS`, or `ANY` (the default) to skip the check.
+
+        Returns:
+            The new stream version and the positions written. Re-appending events
+            whose ids are already stored, in the same order to the same stream, writes
+            nothing and returns the original result.
+
+        Raises:
+            ConcurrencyError: The stream's version does not match *expected_version*.
+            DuplicateEventIdError: An event id is already used by another event.
+            UnknownEventType: An event's class is not registered.
+            SerializationError: An event cannot be encoded.
+        """
+        return self.append_many([StreamAppend(stream_id, events, expected_version)])[0]
+
+    def append_many(self, appends: Iterable[StreamAppend]) -> list[AppendResult]:
+        """
+        Append to several streams in one atomic step: all are stored, or none.
+
+        Each `StreamAppend` carries its own expected version; one mismatch fails the
+        whole step.
+
+        Returns:
+            One `AppendResult` per `StreamAppend`, in order.
+
+        Raises:
+            ValueError: A stream appears twice, or an event id twice.
+            ConcurrencyError, DuplicateEventIdError, UnknownEventType,
+            SerializationError: As for `BaseEventStore.append`.
+        """
+        return self.append_records(
+            [
+                RecordWrite(
+                    item.stream_id,
+                    tuple(self._codec.encode(event) for event in item.events),
+                    item.expected_version,
+                )
+                for item in appends
+            ]
+        )
+
+    def append_records(self, writes: Sequence[RecordWrite]) -> list[AppendResult]:
+        """
+        Append already-encoded records: the raw form of `append_many`, for tooling.
+
+        Raises:
+            ValueError: A stream appears twice, or an event id twice.
+            ConcurrencyError, DuplicateEventIdError: As for `BaseEventStore.append`.
+        """
+        streams: set[str] = set()
+        ids: dict[UUID, str] = {}
+        for write in writes:
+            _check_stream_id(write.stream_id)
+            _check_expected_version_arg(write.stream_id, write.expected_version)
+            if write.stream_id in streams:
+                raise ValueError(f"stream {write.stream_id!r} appears twice in one append")
+            streams.add(write.stream_id)
+            for record in write.records:
+                other = ids.get(record.event_id)
+                if other is not None:
+                    raise DuplicateEventIdError(record.event_id, write.stream_id, other)
+                ids[record.event_id] = write.stream_id
+        return self._append(list(writes))
+
+    def read_stream(
+        self,
+        stream_id: str,
+        *,
+        from_version: int | None = None,
+        to_version: int | None = None,
+        backwards: bool = False,
+        limit: int | None = None,
+    ) -> list[RecordedEvent[Any]]:
+        """
+        Return the events of one stream, in version order.
+
+        Args:
+            stream_id: The stream to read.
+            from_version: The first version to return (inclusive). Defaults to 1, or to
+                the newest event when reading backwards.
+            to_version: The last version to return (inclusive); no bound if omitted.
+                Reading backwards, the lowest version to return.
+            backwards: Return newest first.
+            limit: Return at most this many events.
+
+        Returns:
+            The events in the range. A stream that does not exist reads as empty.
+
+        Raises:
+            ValueError: A version or the limit is out of range.
+            SerializationError: A stored event cannot be decoded.
+        """
+        decode = self._codec.decode
+        return [
+            decode(record)
+            for record in self.read_stream_records(
+                stream_id,
+                from_version=from_version,
+                to_version=to_version,
+                backwards=backwards,
+                limit=limit,
+            )
+        ]
+
+    def read_stream_records(
+        self,
+        stream_id: str,
+        *,
+        from_version: int | None = None,
+        to_version: int | None = None,
+        backwards: bool = False,
+        limit: int | None = None,
+    ) -> list[EventRecord]:
+        """Return one stream's stored records, undecoded; arguments as for `read_stream`."""
+        _check_stream_id(stream_id)
+        _check_count("from_version", from_version, 1)
+        _check_count("to_version", to_version, 1)
+        _check_count("limit", limit, 0)
+        if limit == 0:
+            return []
+        if backwards:
+            low, high = (to_version or 1), from_version
+        else:
+            low, high = (from_version or 1), to_version
+        if high is not None and high < low:
+            return []
+        return self._read_stream(stream_id, low, high, backwards=backwards, limit=limit)
+
+    def read_all(
+        self,
+        *,
+        after_position: int = 0,
+        limit: int | None = None,
+        event_types: Iterable[str | type[Any]] | None = None,
+    ) -> Iterator[RecordedEvent[Any]]:
+        """
+        Iterate over every event in the store, in position order.
+
+        The iterator streams: memory use does not grow with the size of the store.
+        A reader never misses an event: no event that commits later can appear at a
+        position the reader has already passed.
+
+        Args:
+            after_position: Start after this position (0: from the beginning).
+            limit: Yield at most this many events.
+            event_types: Only events of these types (names or registered classes).
+
+        Raises:
+            ValueError: *after_position* or *limit* is out of range (raised at once).
+            UnknownEventType: A class in *event_types* is not registered (at once).
+            SerializationError: A stored event cannot be decoded (while iterating).
+        """
+        records = self.read_all_records(
+            after_position=after_position, limit=limit, event_types=event_types
+        )
+        return map(self._codec.decode, records)
+
+    def read_all_records(
+        self,
+        *,
+        after_position: int = 0,
+        limit: int | None = None,
+        event_types: Iterable[str | type[Any]] | None = None,
+    ) -> Iterator[EventRecord]:
+        """Iterate over all stored records, undecoded; arguments as for `read_all`."""
+        _check_count("after_position", after_position, 0, optional=False)
+        _check_count("limit", limit, 0)
+        names = None if event_types is None else self._type_names(event_types)
+        if limit == 0 or names == frozenset():
+            return iter(())
+        return self._read_all(after_position, limit, names)
+
+    def _type_names(self, event_types: Iterable[str | type[Any]]) -> frozenset[str]:
+        if isinstance(event_types, (str, type)):
+            event_types = [event_types]
+        return frozenset(
+            item if isinstance(item, str) else self.registry.by_class(item).name
+            for item in event_types
+        )
+
+    def close(self) -> None:  # noqa: B027 (an optional hook: stores without resources need none)
+        """Release the store's resources; the store cannot be used afterwards."""
+
+    # -- what a backend implements ------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _append(self, writes: list[RecordWrite]) -> list[AppendResult]:
+        """
+        Store *writes* in one atomic step.
+
+        Arguments are validated. For each write, inside one transaction: find the
+        stream's version; if any of its event ids are stored already, return
+        `resolve_existing` for it; otherwise `check_expected_version` and store its
+        records at the next versions and positions. Raise to roll everything back.
+        """
+
+    @abc.abstractmethod
+    def _read_stream(
+        self, stream_id: str, low: int, high: int | None, *, backwards: bool, limit: int | None
+    ) -> list[EventRecord]:
+        """Return the stream's records with low <= version <= high (no bound if None)."""
+
+    @abc.abstractmethod
+    def _read_all(
+        self, after_position: int, limit: int | None, event_types: frozenset[str] | None
+    ) -> Iterator[EventRecord]:
+        """Yield records after *after_position*, in position order, streaming."""
+
+    @abc.abstractmethod
+    def stream_version(self, stream_id: str) -> int:
+        """Return the stream's version: 0 when it does not exist."""
+
+    @abc.abstractmethod
+    def head_position(self) -> int:
+        """Return the highest position in the store: 0 when it is empty."""

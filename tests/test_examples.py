@@ -1,0 +1,28 @@
+"""Every example runs to completion and prints what it promises."""
+
+import pathlib
+import subprocess
+import sys
+
+EXAMPLES = pathlib.Path(__file__).parent.parent / "examples"
+
+
+def run(name: str, *args: str, cwd=None) -> str:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_bank_account(tmp_path):
+    """The bank account example refuses an overdraft, catches a conflict, travels in time."""
+    out = run("bank_account.py", cwd=tmp_path)
+    assert "refused: cannot withdraw 1000" in out
+    assert "conflict: stream 'account-ada': expected version 3, actual version 4" in out
+    assert "balance now 159.50 (version 5); after the salary 250.00" in out

@@ -1,0 +1,108 @@
+"""The pure rules every backend shares: expected versions and idempotent retries."""
+
+import uuid
+
+import pytest
+
+from eventkit import (
+    ANY,
+    NO_STREAM,
+    STREAM_EXISTS,
+    AppendResult,
+    ConcurrencyError,
+    DuplicateEventIdError,
+    NewRecord,
+    RecordWrite,
+    StoredEventRef,
+    StreamAppend,
+    check_expected_version,
+    resolve_existing,
+)
+from tests.bank import MoneyDeposited
+
+
+def records(n):
+    return tuple(NewRecord(uuid.uuid4(), "t", 1, "{}", "{}") for _ in range(n))
+
+
+class TestCheckExpectedVersion:
+    @pytest.mark.parametrize(
+        ("expected", "actual"),
+        [(ANY, 0), (ANY, 5), (NO_STREAM, 0), (0, 0), (STREAM_EXISTS, 1), (3, 3)],
+    )
+    def test_accepts_matching_versions(self, expected, actual):
+        """Each expectation accepts the stream versions it describes."""
+        check_expected_version("s", expected, actual)
+
+    @pytest.mark.parametrize(
+        ("expected", "actual"),
+        [(NO_STREAM, 1), (0, 2), (STREAM_EXISTS, 0), (3, 2), (3, 4)],
+    )
+    def test_refuses_other_versions(self, expected, actual):
+        """Each expectation refuses every other version, naming both."""
+        with pytest.raises(ConcurrencyError) as info:
+            check_expected_version("s", expected, actual)
+        assert (info.value.expected_version, info.value.actual_version) == (expected, actual)
+
+    def test_message_names_stream_and_versions(self):
+        """The message reads as a sentence naming the stream and both versions."""
+        with pytest.raises(ConcurrencyError) as info:
+            check_expected_version("account-42", NO_STREAM, 5)
+        message = "stream 'account-42': expected version NO_STREAM, actual version 5"
+        assert str(info.value) == message
+
+
+class TestResolveExisting:
+    def test_an_exact_repeat_returns_the_original_result(self):
+        """All ids stored consecutively in this stream: the stored positions come back."""
+        write = RecordWrite("s", records(2), 3)
+        found = {
+            write.records[0].event_id: StoredEventRef("s", 4, 10),
+            write.records[1].event_id: StoredEventRef("s", 5, 12),
+        }
+        assert resolve_existing(write, found) == AppendResult("s", 5, (10, 12))
+
+    def test_ids_in_another_stream_raise(self):
+        """An id stored in another stream is a collision, not a retry."""
+        write = RecordWrite("s", records(1), ANY)
+        found = {write.records[0].event_id: StoredEventRef("t", 1, 1)}
+        with pytest.raises(DuplicateEventIdError) as info:
+            resolve_existing(write, found)
+        assert info.value.existing_stream_id == "t"
+
+    def test_a_partial_overlap_raises(self):
+        """Some ids stored, some new: refused, naming a stored id."""
+        write = RecordWrite("s", records(2), ANY)
+        found = {write.records[1].event_id: StoredEventRef("s", 1, 1)}
+        with pytest.raises(DuplicateEventIdError) as info:
+            resolve_existing(write, found)
+        assert info.value.event_id == write.records[1].event_id
+
+    def test_ids_in_a_different_order_raise(self):
+        """Stored ids at non-consecutive versions are not a repeat of one append."""
+        write = RecordWrite("s", records(2), ANY)
+        found = {
+            write.records[0].event_id: StoredEventRef("s", 2, 2),
+            write.records[1].event_id: StoredEventRef("s", 1, 1),
+        }
+        with pytest.raises(DuplicateEventIdError):
+            resolve_existing(write, found)
+
+    def test_a_repeat_with_the_wrong_expected_version_conflicts(self):
+        """The repeat must carry an expected version the original append satisfied."""
+        write = RecordWrite("s", records(1), NO_STREAM)
+        found = {write.records[0].event_id: StoredEventRef("s", 2, 2)}
+        with pytest.raises(ConcurrencyError) as info:
+            resolve_existing(write, found)
+        assert info.value.actual_version == 1
+
+
+class TestStreamAppend:
+    def test_keeps_events_as_a_tuple(self):
+        """Events given as any iterable are kept as a tuple."""
+        assert StreamAppend("s", iter([1, 2])).events == (1, 2)
+
+    def test_refuses_a_single_event(self):
+        """A lone event instead of a list is refused with advice."""
+        with pytest.raises(TypeError, match="wrap it in a list"):
+            StreamAppend("s", MoneyDeposited(1))
