@@ -1,149 +1,41 @@
-"""
-Test helpers: the event store conformance suite and aggregate scenarios.
-
-This module needs pytest and hypothesis (``pip install eventkit[test]``); eventkit
-itself never imports it.
-
-To check a backend, mix `EventStoreContract` into a test class and give it a
-``make_store`` fixture: a callable that takes an `EventRegistry` and returns a new,
-empty store using it. The suite closes every store it makes.
-
-.. code-block:: python
-
-    from eventkit.testing import EventStoreContract
-
-    class TestMyEventStore(EventStoreContract):
-        @pytest.fixture(name="make_store")
-        def _make_store(self, tmp_path):
-            counter = itertools.count()
-            return lambda registry: MyEventStore(tmp_path / f"{next(counter)}.db",
-                                                 registry=registry)
-
-.. versionadded:: 0.1.0
-"""
+"""The event store conformance suite."""
 
 from __future__ import annotations
 
-import enum
-import itertools
 import threading
 import uuid
-from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING
 
 import attrs
 import pytest
 from hypothesis import HealthCheck, settings
-from hypothesis import strategies as st
-from hypothesis.stateful import (
-    RuleBasedStateMachine,
-    invariant,
-    precondition,
-    rule,
-    run_state_machine_as_test,
-)
+from hypothesis.stateful import run_state_machine_as_test
 
-from eventkit._envelope import ANY, NO_STREAM, STREAM_EXISTS, ExpectedVersion, NewEvent
-from eventkit._events import EventRegistry, event
-from eventkit._serialization import NewRecord
-from eventkit._store import AppendResult, EventStore, RecordWrite, StreamAppend
+from eventkit._envelope import ANY, NO_STREAM, STREAM_EXISTS, NewEvent
+from eventkit._store import AppendResult, EventStore, StreamAppend
 from eventkit.exceptions import (
     ConcurrencyError,
     DuplicateEventIdError,
     SerializationError,
     UnknownEventType,
 )
+from eventkit.testing._events import (
+    Deposited,
+    Noted,
+    StoreFactory,
+    _amounts,
+    _dep,
+    _deposits,
+    _everything,
+    _raw,
+    contract_registry,
+)
+from eventkit.testing._machine import EventStoreMachine
 
 if TYPE_CHECKING:
-    from eventkit._aggregate import Aggregate
-
-__all__ = [
-    "AggregateScenario",
-    "EventStoreContract",
-    "EventStoreMachine",
-    "StoreFactory",
-    "contract_registry",
-    "given",
-]
-
-StoreFactory = Callable[[EventRegistry], EventStore]
-"""Makes a new, empty store that uses the given registry."""
-
-contract_registry = EventRegistry()
-"""The registry of the events the conformance suite appends."""
-
-
-@event("contract.Deposited", registry=contract_registry)
-@attrs.frozen
-class Deposited:
-    """A contract event with one exact decimal."""
-
-    amount: Decimal
-
-
-@event("contract.Noted", registry=contract_registry)
-@attrs.frozen
-class Noted:
-    """A contract event with text, to tell event types apart."""
-
-    text: str
-
-
-class Tier(enum.Enum):
-    """An enum, to check that enum values round-trip."""
-
-    GOLD = "gold"
-    SILVER = "silver"
-
-
-@attrs.frozen
-class Address:
-    """A nested attrs class."""
-
-    street: str
-    since: date
-
-
-@event("contract.Everything", registry=contract_registry)
-@attrs.frozen
-class Everything:
-    """A contract event with every kind of field the serializer must round-trip."""
-
-    amount: Decimal
-    reference: uuid.UUID
-    at: datetime
-    tier: Tier
-    tags: frozenset[str]
-    pair: tuple[int, int]
-    address: Address
-    nickname: str | None = None
-
-
-def _everything() -> Everything:
-    return Everything(
-        amount=Decimal("12345678901234567890.000000000000000000001"),
-        reference=uuid.UUID("12345678-1234-5678-1234-567812345678"),
-        at=datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=UTC),
-        tier=Tier.GOLD,
-        tags=frozenset({"a", "ü", "😀"}),
-        pair=(-(2**63), 2**63),
-        address=Address("Rue du Nord 1", date(1999, 12, 31)),
-    )
-
-
-def _amounts(store: EventStore, stream_id: str, **kwargs: Any) -> list[int]:
-    return [int(recorded.event.amount) for recorded in store.read_stream(stream_id, **kwargs)]
-
-
-def _deposits(*amounts: int) -> list[Deposited]:
-    return [Deposited(Decimal(amount)) for amount in amounts]
-
-
-def _raw(stream_id: str, event_type: str, data: str, schema_version: int = 1) -> RecordWrite:
-    record = NewRecord(uuid.uuid4(), event_type, schema_version, data, "{}")
-    return RecordWrite(stream_id, (record,), ANY)
+    from collections.abc import Iterator
 
 
 class EventStoreContract:
@@ -617,230 +509,3 @@ class EventStoreContract:
             EventStoreMachine.for_store(make_store),
             settings=settings(deadline=None, suppress_health_check=[HealthCheck.too_slow]),
         )
-
-
-def _dep(amount: int) -> tuple[str, Deposited]:
-    return "contract.Deposited", Deposited(Decimal(amount))
-
-
-# -- the stateful test --------------------------------------------------------------------
-
-_STREAMS = ("a", "b", "c")
-_EXPECTATIONS = ("exact", "stale", "ahead", "any", "no_stream", "stream_exists")
-_events = st.lists(
-    st.one_of(
-        st.integers(-(10**6), 10**6).map(lambda n: Deposited(Decimal(n) / 100)),
-        st.text(max_size=8).map(Noted),
-    ),
-    max_size=4,
-)
-
-
-@attrs.frozen
-class _ModelEvent:
-    stream_id: str
-    version: int
-    position: int
-    event_id: uuid.UUID
-    event: Any
-
-
-class EventStoreMachine(RuleBasedStateMachine):
-    """
-    A hypothesis state machine that checks a store against a plain-Python model.
-
-    It appends random batches with every kind of expected version, retries earlier
-    appends, and reads streams and the global log with random ranges, comparing each
-    answer with a model made of lists (not another store). Use `for_store`:
-
-    .. code-block:: python
-
-        TestMyStoreMachine = EventStoreMachine.for_store(make_my_store).TestCase
-
-    .. versionadded:: 0.1.0
-    """
-
-    make_store: ClassVar[StoreFactory]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.store = type(self).make_store(contract_registry)
-        self.streams: dict[str, list[_ModelEvent]] = {name: [] for name in _STREAMS}
-        self.log: list[_ModelEvent] = []
-        self.last_append: tuple[str, list[NewEvent], ExpectedVersion, AppendResult] | None = None
-
-    @classmethod
-    def for_store(cls, make_store: StoreFactory) -> type[EventStoreMachine]:
-        """Return a subclass of this machine that tests stores made by *make_store*."""
-        return type(f"{cls.__name__}ForStore", (cls,), {"make_store": staticmethod(make_store)})
-
-    def teardown(self) -> None:
-        """Close the store under test."""
-        self.store.close()
-
-    @rule(
-        stream_id=st.sampled_from(_STREAMS),
-        events=_events,
-        expectation=st.sampled_from(_EXPECTATIONS),
-    )
-    def append(self, stream_id: str, events: list[Any], expectation: str) -> None:
-        """Append a batch with some expected version; it must succeed exactly when valid."""
-        actual = len(self.streams[stream_id])
-        expected, valid = self._expectation(expectation, actual)
-        batch = [NewEvent(e) for e in events]
-        if not valid:
-            with pytest.raises(ConcurrencyError) as info:
-                self.store.append(stream_id, batch, expected_version=expected)
-            assert info.value.actual_version == actual
-            return
-        result = self.store.append(stream_id, batch, expected_version=expected)
-        assert result.version == actual + len(batch)
-        assert len(result.positions) == len(batch)
-        last = self.log[-1].position if self.log else 0
-        assert all(a < b for a, b in itertools.pairwise((last, *result.positions)))
-        for offset, (new, position) in enumerate(zip(batch, result.positions, strict=True)):
-            stored = _ModelEvent(stream_id, actual + offset + 1, position, new.event_id, new.event)
-            self.streams[stream_id].append(stored)
-            self.log.append(stored)
-        if batch:
-            self.last_append = (stream_id, batch, expected, result)
-
-    @staticmethod
-    def _expectation(kind: str, actual: int) -> tuple[ExpectedVersion, bool]:
-        choices: dict[str, tuple[ExpectedVersion, bool]] = {
-            "exact": (actual, True),
-            "stale": (actual - 1, False) if actual > 0 else (NO_STREAM, True),
-            "ahead": (actual + 1, False),
-            "any": (ANY, True),
-            "no_stream": (NO_STREAM, actual == 0),
-            "stream_exists": (STREAM_EXISTS, actual > 0),
-        }
-        return choices[kind]
-
-    @precondition(lambda self: self.last_append is not None)
-    @rule()
-    def retry_last_append(self) -> None:
-        """Re-appending the last successful batch stores nothing and returns its result."""
-        assert self.last_append is not None
-        stream_id, batch, expected, result = self.last_append
-        assert self.store.append(stream_id, batch, expected_version=expected) == result
-
-    @rule(
-        stream_id=st.sampled_from(_STREAMS),
-        from_version=st.none() | st.integers(1, 12),
-        to_version=st.none() | st.integers(1, 12),
-        backwards=st.booleans(),
-        limit=st.none() | st.integers(0, 6),
-    )
-    def read_stream(
-        self,
-        stream_id: str,
-        from_version: int | None,
-        to_version: int | None,
-        backwards: bool,  # noqa: FBT001 (a hypothesis-drawn argument)
-        limit: int | None,
-    ) -> None:
-        """A stream read returns exactly the model's events for that range."""
-        events = self.streams[stream_id]
-        if backwards:
-            high = len(events) if from_version is None else min(from_version, len(events))
-            expected = [e for e in reversed(events) if (to_version or 1) <= e.version <= high]
-        else:
-            high = len(events) if to_version is None else to_version
-            expected = [e for e in events if (from_version or 1) <= e.version <= high]
-        expected = expected[:limit]
-        actual = self.store.read_stream(
-            stream_id,
-            from_version=from_version,
-            to_version=to_version,
-            backwards=backwards,
-            limit=limit,
-        )
-        assert [(r.version, r.position, r.event_id, r.event) for r in actual] == [
-            (e.version, e.position, e.event_id, e.event) for e in expected
-        ]
-
-    @rule(
-        skip=st.integers(0, 30),
-        limit=st.none() | st.integers(0, 10),
-        only=st.none() | st.sampled_from([("contract.Deposited",), ("contract.Noted",)]),
-    )
-    def read_all(self, skip: int, limit: int | None, only: tuple[str, ...] | None) -> None:
-        """read_all after a position returns exactly the model's log from there."""
-        after = self.log[skip - 1].position if 0 < skip <= len(self.log) else 0
-        expected = [
-            e
-            for e in self.log
-            if e.position > after
-            and (only is None or contract_registry.by_class(type(e.event)).name in only)
-        ][:limit]
-        actual = self.store.read_all(after_position=after, limit=limit, event_types=only)
-        assert [(r.stream_id, r.version, r.position, r.event) for r in actual] == [
-            (e.stream_id, e.version, e.position, e.event) for e in expected
-        ]
-
-    @invariant()
-    def versions_and_head_agree(self) -> None:
-        """Every stream's version and the head position match the model."""
-        for stream_id, events in self.streams.items():
-            assert self.store.stream_version(stream_id) == len(events)
-        assert self.store.head_position() == (self.log[-1].position if self.log else 0)
-
-
-# -- aggregate scenarios ------------------------------------------------------------------
-
-
-class AggregateScenario:
-    """
-    A given / when / then test of one aggregate, with no store involved.
-
-    Build one with `given`. ``when`` runs a command; ``then`` checks the events it
-    recorded; ``then_raises`` checks that it refused.
-
-    Example:
-        .. code-block:: python
-
-            (given(Account("acc-1"), AccountOpened("ada"), MoneyDeposited(Decimal(10)))
-                .when(lambda account: account.withdraw(Decimal(4)))
-                .then(MoneyWithdrawn(Decimal(4))))
-
-    .. versionadded:: 0.1.0
-    """
-
-    def __init__(self, aggregate: Aggregate) -> None:
-        self.aggregate = aggregate
-        self._error: Exception | None = None
-
-    def when(self, command: Callable[[Any], object]) -> AggregateScenario:
-        """Run *command* on the aggregate, remembering a refusal for `then_raises`."""
-        try:
-            command(self.aggregate)
-        except Exception as exc:  # noqa: BLE001 (kept for then_raises, re-raised by then)
-            self._error = exc
-        return self
-
-    def then(self, *expected: Any) -> Aggregate:
-        """Assert that the command recorded exactly *expected*; return the aggregate."""
-        if self._error is not None:
-            raise AssertionError(f"the command raised {self._error!r}") from self._error
-        assert list(self.aggregate.pending_events) == list(expected), (
-            f"recorded {list(self.aggregate.pending_events)!r}, expected {list(expected)!r}"
-        )
-        return self.aggregate
-
-    def then_raises(self, error: type[Exception], match: str | None = None) -> Exception:
-        """Assert that the command raised *error* and recorded nothing; return the error."""
-        assert isinstance(self._error, error), f"expected {error.__name__}, got {self._error!r}"
-        if match is not None:
-            assert match in str(self._error), f"{match!r} not in {str(self._error)!r}"
-        assert not self.aggregate.pending_events, "a refused command recorded events"
-        return self._error
-
-
-def given(aggregate: Aggregate, *history: Any) -> AggregateScenario:
-    """
-    Start a scenario from *aggregate* after replaying *history* into it.
-
-    .. versionadded:: 0.1.0
-    """
-    return AggregateScenario(aggregate.replay(history))

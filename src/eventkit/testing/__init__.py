@@ -1,0 +1,37 @@
+"""
+Test helpers: the event store conformance suite and aggregate scenarios.
+
+This module needs pytest and hypothesis (``pip install eventkit[test]``); eventkit
+itself never imports it.
+
+To check a backend, mix `EventStoreContract` into a test class and give it a
+``make_store`` fixture: a callable that takes an `EventRegistry` and returns a new,
+empty store using it. The suite closes every store it makes.
+
+.. code-block:: python
+
+    from eventkit.testing import EventStoreContract
+
+    class TestMyEventStore(EventStoreContract):
+        @pytest.fixture(name="make_store")
+        def _make_store(self, tmp_path):
+            counter = itertools.count()
+            return lambda registry: MyEventStore(tmp_path / f"{next(counter)}.db",
+                                                 registry=registry)
+
+.. versionadded:: 0.1.0
+"""
+
+from eventkit.testing._contract import EventStoreContract
+from eventkit.testing._events import StoreFactory, contract_registry
+from eventkit.testing._machine import EventStoreMachine
+from eventkit.testing._scenarios import AggregateScenario, given
+
+__all__ = [
+    "AggregateScenario",
+    "EventStoreContract",
+    "EventStoreMachine",
+    "StoreFactory",
+    "contract_registry",
+    "given",
+]
