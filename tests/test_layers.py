@@ -14,6 +14,7 @@ LAYERS = {
     "_serialization": 2,
     "_upcasting": 2,
     "_store": 3,
+    "_projection_store": 3,
     "_aggregate": 4,
     "_snapshots": 4,
     "_repository": 5,
@@ -23,8 +24,16 @@ LAYERS = {
     "testing": 7,
     "__init__": 8,
 }
-# Backends see records, never domain objects: only these modules.
-BACKEND_MAY_IMPORT = {"_store", "_serialization", "_envelope", "exceptions", "_backends"}
+# Backends see records, never domain objects: only these modules. _projection_store is the
+# record-level storage contract of projections (checkpoints, dead letters, locks).
+BACKEND_MAY_IMPORT = {
+    "_store",
+    "_projection_store",
+    "_serialization",
+    "_envelope",
+    "exceptions",
+    "_backends",
+}
 
 
 def import_names(path: pathlib.Path, *, typing_only: bool = True) -> list[str]:

@@ -2,7 +2,8 @@
 eventkit: event sourcing for Python.
 
 Define events (`event`) and aggregates (`Aggregate`), keep them in an event store
-(`InMemoryEventStore`, ...), load and save them through a `Repository`.
+(`InMemoryEventStore`, ...), load and save them through a `Repository`, and build
+read models with a `ProjectionRunner`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,23 @@ from eventkit._envelope import (
     StreamState,
 )
 from eventkit._events import EventRegistry, EventType, default_registry, event
+from eventkit._projection_store import (
+    Checkpoint,
+    DeadLetter,
+    ProjectionLock,
+    ProjectionStore,
+    ProjectionTransaction,
+)
+from eventkit._projections import (
+    ErrorPolicy,
+    ParkOnError,
+    Projection,
+    ProjectionRunner,
+    ProjectionState,
+    ProjectionStatus,
+    RetryOnError,
+    StopOnError,
+)
 from eventkit._repository import Repository
 from eventkit._serialization import Codec, EventRecord, NewRecord, make_converter
 from eventkit._store import (
@@ -55,9 +73,12 @@ __all__ = [
     "Aggregate",
     "AppendResult",
     "BaseEventStore",
+    "Checkpoint",
     "Codec",
     "ConcurrencyError",
+    "DeadLetter",
     "DuplicateEventIdError",
+    "ErrorPolicy",
     "EventKitError",
     "EventRecord",
     "EventRegistry",
@@ -67,12 +88,22 @@ __all__ = [
     "InMemoryEventStore",
     "NewEvent",
     "NewRecord",
+    "ParkOnError",
+    "Projection",
     "ProjectionError",
+    "ProjectionLock",
+    "ProjectionRunner",
+    "ProjectionState",
+    "ProjectionStatus",
+    "ProjectionStore",
+    "ProjectionTransaction",
     "RecordWrite",
     "RecordedEvent",
     "RegistrationError",
     "Repository",
+    "RetryOnError",
     "SerializationError",
+    "StopOnError",
     "StoreError",
     "StoredEventRef",
     "StreamAppend",
