@@ -54,10 +54,14 @@ def _roll_back() -> NoReturn:
 class Slot:
     """One projection's state in a runner."""
 
-    def __init__(self, projection: Projection, key: str, types: frozenset[str] | None) -> None:
+    def __init__(
+        self, projection: Projection, key: str, types: frozenset[str] | None, version: int
+    ) -> None:
         self.projection = projection
         self.key = key  # the checkpoint, lock and dead-letter name
         self.types = types
+        # Fixed when the runner is made: a rebuild's staged copy builds the same version.
+        self.version = version
         self.position = 0
         self.head = 0
         self.lock: ProjectionLock | None = None
@@ -111,19 +115,19 @@ class Engine:
         outdated = False
         with self.storage.projection_transaction() as tx:
             stored = tx.checkpoint(slot.key)
-            if stored is not None and stored.version > projection.version:
+            if stored is not None and stored.version > slot.version:
                 raise ProjectionError(
                     projection.name,
                     stored.position,
                     detail=f"the read model was built by version {stored.version} of the "
-                    f"projection, newer than this code's version {projection.version}",
+                    f"projection, newer than this code's version {slot.version}",
                 )
-            if stored is not None and stored.version < projection.version:
+            if stored is not None and stored.version < slot.version:
                 outdated = True
             else:
                 self._setup(projection, tx, stored.position if stored else 0)
                 if stored is None:
-                    tx.save_checkpoint(slot.key, Checkpoint(0, projection.version))
+                    tx.save_checkpoint(slot.key, Checkpoint(0, slot.version))
                 slot.position = stored.position if stored else 0
         if outdated:
             logger.info(
@@ -182,7 +186,7 @@ class Engine:
     ) -> tuple[int, Exception] | None:
         """Handle *records* and move the checkpoint to *target*, in one transaction."""
         failed: tuple[int, Exception] | None = None
-        version = slot.projection.version
+        version = slot.version
         try:
             with self.storage.projection_transaction() as tx:
                 self._check(tx, slot)
@@ -218,7 +222,7 @@ class Engine:
 
     def _check(self, tx: ProjectionTransaction, slot: Slot) -> None:
         stored = tx.checkpoint(slot.key)
-        if stored != Checkpoint(slot.position, slot.projection.version):
+        if stored != Checkpoint(slot.position, slot.version):
             raise CheckpointMoved(slot.key)
 
     # -- failures -------------------------------------------------------------------------
@@ -265,7 +269,7 @@ class Engine:
         with self.storage.projection_transaction() as tx:
             self._check(tx, slot)
             tx.park(letter)
-            tx.save_checkpoint(slot.key, Checkpoint(record.position, slot.projection.version))
+            tx.save_checkpoint(slot.key, Checkpoint(record.position, slot.version))
         slot.position = record.position
         self.on_commit()
         logger.warning(
@@ -324,7 +328,7 @@ class Engine:
             projection.teardown(tx.connection)
             tx.forget(slot.key)
             self._setup(projection, tx, 0)
-            tx.save_checkpoint(slot.key, Checkpoint(0, projection.version))
+            tx.save_checkpoint(slot.key, Checkpoint(0, slot.version))
             slot.position = 0
         self.on_commit()
 
@@ -332,7 +336,7 @@ class Engine:
         """Build a fresh copy of the read model beside the live one, then swap it in."""
         live = slot.projection
         staged = live.staged()
-        shadow = Slot(staged, live.name + STAGING_SUFFIX, slot.types)
+        shadow = Slot(staged, live.name + STAGING_SUFFIX, slot.types, slot.version)
         shadow.lock = self.storage.lock_projection(shadow.key)
         if shadow.lock is None:
             raise ProjectionError(

@@ -95,7 +95,9 @@ class ProjectionRunner:
             if projection.name in self._slots:
                 raise ValueError(f"two projections are named {projection.name!r}")
             types = self._type_names(projection)
-            self._slots[projection.name] = Slot(projection, projection.name, types)
+            self._slots[projection.name] = Slot(
+                projection, projection.name, types, projection.version
+            )
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._changed = threading.Condition()

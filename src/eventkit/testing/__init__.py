@@ -1,5 +1,5 @@
 """
-Test helpers: the event store conformance suite and aggregate scenarios.
+Test helpers: the conformance suites of stores, and aggregate scenarios.
 
 This module needs pytest and hypothesis (``pip install eventkit[test]``); eventkit
 itself never imports it.
@@ -19,18 +19,23 @@ empty store using it. The suite closes every store it makes.
             return lambda registry: MyEventStore(tmp_path / f"{next(counter)}.db",
                                                  registry=registry)
 
+Mix `ProjectionStoreContract` into the same class to check the backend's projection
+storage (checkpoints, dead letters, locks) and a `ProjectionRunner` on it.
+
 .. versionadded:: 0.1.0
 """
 
 from eventkit.testing._contract import EventStoreContract
 from eventkit.testing._events import StoreFactory, contract_registry
 from eventkit.testing._machine import EventStoreMachine
+from eventkit.testing._projections import ProjectionStoreContract
 from eventkit.testing._scenarios import AggregateScenario, given
 
 __all__ = [
     "AggregateScenario",
     "EventStoreContract",
     "EventStoreMachine",
+    "ProjectionStoreContract",
     "StoreFactory",
     "contract_registry",
     "given",
