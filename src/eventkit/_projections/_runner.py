@@ -10,26 +10,26 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Self, cast
 
 from eventkit._projection_store import ProjectionStore
-from eventkit._projections._engine import (
-    CheckpointMoved,
-    Engine,
-    Interrupted,
-    Slot,
-    logger,
+from eventkit._projections._background import Background
+from eventkit._projections._checks import (
+    check_deadline,
+    check_number,
+    check_projection,
+    type_names,
 )
+from eventkit._projections._engine import CheckpointMoved, Engine, Slot
 from eventkit._projections._plan import lag_seconds
-from eventkit._projections._policies import ParkOnError, RetryOnError, StopOnError
 from eventkit._projections._progress import ProgressBar
-from eventkit._projections._projection import STAGING_SUFFIX, Projection
 from eventkit._projections._status import ProjectionState, ProjectionStatus
 from eventkit.exceptions import ProjectionError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Iterable, Iterator
     from types import TracebackType
     from typing import TextIO
 
     from eventkit._projection_store import DeadLetter
+    from eventkit._projections._projection import Projection
     from eventkit._store import EventStore
 
 
@@ -82,28 +82,24 @@ class ProjectionRunner:
                 f"{type(store).__name__} keeps no projection checkpoints; use a store that "
                 "implements ProjectionStore, such as InMemoryEventStore"
             )
-        _check_number("batch_size", batch_size, integer=True, minimum=1)
-        _check_number("poll_interval", poll_interval, integer=False, minimum=0.001)
+        check_number("batch_size", batch_size, integer=True, minimum=1)
+        check_number("poll_interval", poll_interval, integer=False, minimum=0.001)
         if not projections:
             raise ValueError("ProjectionRunner needs at least one projection")
         self.store = store
         self.poll_interval = float(poll_interval)
         self._storage = cast("ProjectionStore", store)
         self._slots: dict[str, Slot] = {}
-        for projection in projections:
-            _check_projection(projection)
+        for projection in map(check_projection, projections):
             if projection.name in self._slots:
                 raise ValueError(f"two projections are named {projection.name!r}")
-            types = self._type_names(projection)
+            types = type_names(store.registry, projection)
             self._slots[projection.name] = Slot(
                 projection, projection.name, types, projection.version
             )
-        self._stopping = threading.Event()
-        self._wake = threading.Event()
+        # Bumped and announced after every commit, so that wait_for wakes at once.
         self._changed = threading.Condition()
         self._generation = 0
-        self._thread: threading.Thread | None = None
-        self._unsubscribe: Callable[[], None] | None = None
         self._engine = Engine(
             store,
             self._storage,
@@ -111,6 +107,13 @@ class ProjectionRunner:
             pause=self._pause,
             clock=time.monotonic,
             on_commit=self._committed,
+        )
+        self._background = Background(
+            self._engine,
+            self._storage,
+            list(self._slots.values()),
+            poll_interval=self.poll_interval,
+            on_change=self._committed,
         )
 
     def __repr__(self) -> str:
@@ -125,7 +128,7 @@ class ProjectionRunner:
     @property
     def running(self) -> bool:
         """Whether the background thread runs."""
-        return self._thread is not None and self._thread.is_alive()
+        return self._background.running
 
     # -- foreground -----------------------------------------------------------------------
 
@@ -176,7 +179,7 @@ class ProjectionRunner:
                 stored = self._storage.projection_checkpoints().get(slot.key)
                 if stored is not None and stored.position >= target:
                     return 0
-                _check_deadline(deadline, f"projection {slot.key!r} is locked by another runner")
+                check_deadline(deadline, f"projection {slot.key!r} is locked by another runner")
                 time.sleep(self.poll_interval)
                 lock = self._storage.lock_projection(slot.key)
             slot.ready = False
@@ -212,12 +215,7 @@ class ProjectionRunner:
         """
         if self.running:
             raise RuntimeError("the projection runner is already running")
-        self._stopping.clear()
-        for slot in self._slots.values():
-            slot.error = None
-        self._unsubscribe = self._storage.on_append(self._wake.set)
-        self._thread = threading.Thread(target=self._run, name="eventkit-projections", daemon=True)
-        self._thread.start()
+        self._background.start()
 
     def stop(self, *, timeout: float | None = None) -> None:
         """
@@ -233,18 +231,7 @@ class ProjectionRunner:
         Raises:
             TimeoutError: The thread was still applying a batch after *timeout*.
         """
-        thread = self._thread
-        if thread is None:
-            return
-        self._stopping.set()
-        self._wake.set()
-        thread.join(timeout)
-        if thread.is_alive():
-            raise TimeoutError(f"the projection runner did not stop within {timeout} seconds")
-        self._thread = None
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
+        self._background.stop(timeout)
 
     def __enter__(self) -> Self:
         self.start()
@@ -258,55 +245,8 @@ class ProjectionRunner:
     ) -> None:
         self.stop()
 
-    def _run(self) -> None:
-        try:
-            while not self._stopping.is_set():
-                self._wake.clear()
-                busy = False
-                for slot in self._slots.values():
-                    if self._stopping.is_set():
-                        break
-                    busy = self._tick(slot) or busy
-                if not busy:
-                    self._wake.wait(self.poll_interval)
-        finally:
-            for slot in self._slots.values():
-                with slot.mutex:
-                    if slot.lock is not None:
-                        slot.lock.release()
-                    slot.lock, slot.ready = None, False
-            self._committed()
-
-    def _tick(self, slot: Slot) -> bool:
-        if slot.error is not None:
-            return False
-        if slot.lock is None:
-            slot.lock = self._storage.lock_projection(slot.key)
-            if slot.lock is None:
-                return False
-        with slot.mutex:
-            try:
-                if not slot.ready:
-                    self._engine.prepare(slot, ProgressBar(slot.key, None), self._stopping.is_set)
-                return self._engine.step(slot) > 0
-            except ProjectionError as error:
-                logger.error("%s", error)
-                slot.error = error
-                self._committed()
-            except CheckpointMoved:
-                slot.ready = False
-                return True
-            except Interrupted:
-                pass
-            except Exception:  # noqa: BLE001 (whatever the store raised, the thread must go on)
-                # A store failure (disk, connection, lock timeout): try again after a pause.
-                logger.exception("projection %r: the store failed", slot.key)
-                slot.ready = False
-                self._stopping.wait(self.poll_interval)
-        return False
-
     def _pause(self, seconds: float) -> bool:
-        return not self._stopping.wait(seconds)
+        return self._background.pause(seconds)
 
     def _committed(self) -> None:
         with self._changed:
@@ -339,7 +279,7 @@ class ProjectionRunner:
             ProjectionError: A projection that is behind stopped at an event.
             ValueError: *position* is negative, or a name is not one of this runner's.
         """
-        _check_number("position", position, integer=True, minimum=0)
+        check_number("position", position, integer=True, minimum=0)
         names = self._names(projections)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -539,45 +479,3 @@ class ProjectionRunner:
                 f"{', '.join(repr(n) for n in self._slots)})"
             )
         return chosen
-
-    def _type_names(self, projection: Projection) -> frozenset[str] | None:
-        wanted = projection.event_types
-        if wanted is None:
-            return None
-        if isinstance(wanted, (str, type)):
-            wanted = [wanted]
-        registry = self.store.registry
-        return frozenset(
-            item if isinstance(item, str) else registry.by_class(item).name for item in wanted
-        )
-
-
-def _check_projection(projection: object) -> None:
-    if not isinstance(projection, Projection):
-        raise TypeError(f"expected a Projection instance, got {projection!r}")
-    name = getattr(projection, "name", None)
-    if not isinstance(name, str) or not name or name != name.strip():
-        raise ValueError(
-            f"{type(projection).__qualname__}.name must be a non-empty string without "
-            f"surrounding whitespace, got {name!r}"
-        )
-    if name.endswith(STAGING_SUFFIX):
-        raise ValueError(f"projection name {name!r} must not end with {STAGING_SUFFIX!r}")
-    _check_number(f"projection {name!r}: version", projection.version, integer=True, minimum=1)
-    if not isinstance(projection.error_policy, (StopOnError, RetryOnError, ParkOnError)):
-        raise TypeError(
-            f"projection {name!r}: error_policy must be StopOnError(), RetryOnError(...) "
-            f"or ParkOnError(), got {projection.error_policy!r}"
-        )
-
-
-def _check_deadline(deadline: float | None, what: str) -> None:
-    if deadline is not None and time.monotonic() >= deadline:
-        raise TimeoutError(f"timed out: {what}")
-
-
-def _check_number(what: str, value: object, *, integer: bool, minimum: float) -> None:
-    kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or value < minimum:
-        kind = "an integer" if integer else "a number"
-        raise ValueError(f"{what} must be {kind} >= {minimum}, got {value!r}")
