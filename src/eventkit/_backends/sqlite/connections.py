@@ -12,7 +12,7 @@ import random
 import sqlite3
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
 
 from eventkit.exceptions import ConcurrencyError, SerializationError, StoreError
 
@@ -159,9 +159,9 @@ def configure(conn: sqlite3.Connection, *, synchronous: str, busy_timeout: float
     conn.execute(f"PRAGMA synchronous = {synchronous}")
 
 
-class Readers:
+class Readers(Protocol):
     """
-    Hands out connections for reading, one thread at a time each.
+    Hands out connections for reading, each to one thread at a time.
 
     `Pool` opens as many as threads read at once and keeps a few idle ones; `Shared`
     hands out the single connection of an in-memory or caller-provided database under
@@ -170,17 +170,18 @@ class Readers:
 
     def acquire(self) -> sqlite3.Connection:
         """Return a connection that only the calling thread uses until `release`."""
-        raise NotImplementedError
+        ...
 
     def release(self, conn: sqlite3.Connection) -> None:
         """Give back a connection from `acquire`."""
-        raise NotImplementedError
+        ...
 
     def close(self) -> None:
         """Close the connections this object opened."""
+        ...
 
 
-class Shared(Readers):
+class Shared:
     """Reads on the store's one connection, under the store's lock."""
 
     def __init__(self, conn: sqlite3.Connection, lock: threading.RLock) -> None:
@@ -196,8 +197,11 @@ class Shared(Readers):
         """Release the store's lock."""
         self._lock.release()
 
+    def close(self) -> None:
+        """Do nothing: the store closes its one connection itself."""
 
-class Pool(Readers):
+
+class Pool:
     """Reader connections to one file, opened on demand and reused."""
 
     def __init__(self, opener: Callable[[], sqlite3.Connection]) -> None:
