@@ -52,6 +52,7 @@ from eventkit._backends.sqlite.connections import (
     open_file,
     retry_busy,
 )
+from eventkit._backends.sqlite.projections import SQLiteProjectionStorage
 from eventkit._serialization import EventRecord
 from eventkit._store import (
     AppendResult,
@@ -165,7 +166,7 @@ def _rollback(conn: sqlite3.Connection) -> None:
             conn.execute("ROLLBACK")
 
 
-class SQLiteEventStore(BaseEventStore):
+class SQLiteEventStore(SQLiteProjectionStorage, BaseEventStore):
     """
     An event store in an SQLite file: durable, and safe for many threads and processes.
 
@@ -174,6 +175,11 @@ class SQLiteEventStore(BaseEventStore):
     Several threads may share one store, and several processes may open the same file:
     appends are checked and ordered across all of them. `BaseEventStore.read_all`
     streams in pages, in constant memory, and filters by event type through an index.
+
+    It keeps projection checkpoints and dead letters in the same file, so a
+    `ProjectionRunner` whose projections write their read models through the
+    transaction they are handed applies each event exactly once; a projection's lock
+    is an OS file lock beside the database, freed when its process dies.
 
     Example:
         .. code-block:: python
