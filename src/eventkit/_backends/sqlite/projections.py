@@ -232,7 +232,7 @@ class SQLiteProjectionStorage:
     def dead_letters(self, projection: str) -> list[DeadLetter]:
         """Return the projection's committed dead letters, in position order."""
         rows = self._fetch(self._projection_sql.letters, (projection,))
-        return [_dead_letter(*row) for row in rows]
+        return [_dead_letter(row) for row in rows]
 
     def lock_projection(self, projection: str) -> ProjectionLock | None:
         """Take the projection's lock: a file lock beside the database, or a thread's."""
@@ -246,16 +246,8 @@ class SQLiteProjectionStorage:
         return self._append_listeners.add(callback)
 
 
-def _dead_letter(
-    projection: str,
-    position: int,
-    stream_id: str,
-    version: int,
-    event_type: str,
-    error: str,
-    attempts: int,
-    parked_at: str,
-) -> DeadLetter:
+def _dead_letter(row: Sequence[Any]) -> DeadLetter:
+    projection, position, stream_id, version, event_type, error, attempts, parked_at = row
     return DeadLetter(
         projection,
         position,
