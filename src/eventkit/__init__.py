@@ -2,7 +2,8 @@
 eventkit: event sourcing for Python.
 
 Define events (`event`) and aggregates (`Aggregate`), keep them in an event store
-(`InMemoryEventStore`, ...), load and save them through a `Repository`.
+(`InMemoryEventStore`, ...), load and save them through a `Repository`, and evolve
+event schemas with upcasters (`upcaster`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,15 @@ from eventkit._envelope import (
     RecordedEvent,
     StreamState,
 )
-from eventkit._events import EventRegistry, EventType, default_registry, event
+from eventkit._events import EventRegistry, EventType, default_registry, event, upcaster
+from eventkit._migration import (
+    MigrationReport,
+    VerifyFailure,
+    VerifyGroup,
+    VerifyReport,
+    migrate,
+    verify,
+)
 from eventkit._repository import Repository
 from eventkit._serialization import Codec, EventRecord, NewRecord, make_converter
 from eventkit._store import (
@@ -33,6 +42,14 @@ from eventkit._store import (
     StreamAppend,
     check_expected_version,
     resolve_existing,
+)
+from eventkit._upcasting import (
+    ContextUpcaster,
+    RetiredEvent,
+    UpcastChain,
+    UpcastContext,
+    Upcaster,
+    UpcastStep,
 )
 from eventkit.exceptions import (
     ConcurrencyError,
@@ -57,6 +74,7 @@ __all__ = [
     "BaseEventStore",
     "Codec",
     "ConcurrencyError",
+    "ContextUpcaster",
     "DuplicateEventIdError",
     "EventKitError",
     "EventRecord",
@@ -65,6 +83,7 @@ __all__ = [
     "EventType",
     "ExpectedVersion",
     "InMemoryEventStore",
+    "MigrationReport",
     "NewEvent",
     "NewRecord",
     "ProjectionError",
@@ -72,6 +91,7 @@ __all__ = [
     "RecordedEvent",
     "RegistrationError",
     "Repository",
+    "RetiredEvent",
     "SerializationError",
     "StoreError",
     "StoredEventRef",
@@ -79,14 +99,24 @@ __all__ = [
     "StreamNotFound",
     "StreamState",
     "UnknownEventType",
+    "UpcastChain",
+    "UpcastContext",
     "UpcastError",
+    "UpcastStep",
+    "Upcaster",
+    "VerifyFailure",
+    "VerifyGroup",
+    "VerifyReport",
     "VersionNotFoundError",
     "check_expected_version",
     "default_registry",
     "event",
     "exceptions",
     "make_converter",
+    "migrate",
     "resolve_existing",
+    "upcaster",
+    "verify",
 ]
 
 # Reprs, tracebacks and the docs name the public path (eventkit.Repository), not the
