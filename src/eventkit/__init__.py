@@ -2,8 +2,7 @@
 eventkit: event sourcing for Python.
 
 Define events (`event`) and aggregates (`Aggregate`), keep them in an event store
-(`InMemoryEventStore`, ...), load and save them through a `Repository`, and evolve
-event schemas with upcasters (`upcaster`).
+(`InMemoryEventStore`, ...), load and save them through a `Repository`.
 """
 
 from __future__ import annotations
