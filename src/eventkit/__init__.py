@@ -2,7 +2,7 @@
 eventkit: event sourcing for Python.
 
 Define events (`event`) and aggregates (`Aggregate`), keep them in an event store
-(`InMemoryEventStore`, ...), load and save them through a `Repository`.
+(`InMemoryEventStore`, `SQLiteEventStore`), load and save them through a `Repository`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 from eventkit import exceptions
 from eventkit._aggregate import Aggregate
 from eventkit._backends.memory import InMemoryEventStore
+from eventkit._backends.sqlite import SQLiteEventStore
 from eventkit._envelope import (
     ANY,
     NO_STREAM,
@@ -91,6 +92,7 @@ __all__ = [
     "RegistrationError",
     "Repository",
     "RetiredEvent",
+    "SQLiteEventStore",
     "SerializationError",
     "StoreError",
     "StoredEventRef",
