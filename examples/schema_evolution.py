@@ -1,8 +1,8 @@
 """
 Schema evolution: events written by an old release, read by the current one.
 
-Three releases of a bank's code share one store. Each release is a registry of its own,
-as each deployed version of the code would be. Release 1 writes deposits with a note;
+Three releases of a bank's code open one SQLite file in turn. Each release is a registry
+of its own, as each deployed version of the code would be. Release 1 writes deposits with a note;
 release 2 renames the note to a memo and adds a currency; release 3 nests the amount in
 a `Money` value, takes the booking date from when the event was recorded, and renames
 `AccountCreated` to `AccountOpened`. Release 3 reads every event at its current shape,
@@ -13,6 +13,8 @@ Run it with ``python examples/schema_evolution.py``.
 
 from __future__ import annotations
 
+import pathlib
+import tempfile
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -21,9 +23,7 @@ import attrs
 
 from eventkit import (
     EventRegistry,
-    InMemoryEventStore,
-    NewRecord,
-    RecordWrite,
+    SQLiteEventStore,
     UpcastContext,
     event,
     upcaster,
@@ -111,35 +111,24 @@ def account_created_v1_to_account_opened_v2(data: dict[str, Any]) -> dict[str, A
     return data
 
 
-# -- one store, opened by each release in turn ------------------------------------------
+# -- one store file, opened by each release in turn ------------------------------------
 
 
-def open_store(registry: EventRegistry, previous: InMemoryEventStore | None) -> InMemoryEventStore:
-    """
-    Open the store with *registry*, as a new release of the code would.
+def main(path: pathlib.Path) -> None:
+    with SQLiteEventStore(path, registry=release_1) as store:
+        store.append(
+            "account-ada",
+            [AccountCreated("ada"), MoneyDepositedV1(Decimal("100.00"), "opening deposit")],
+        )
+    with SQLiteEventStore(path, registry=release_2) as store:
+        store.append("account-ada", [MoneyDepositedV2(Decimal("20.00"), "CHF", "birthday")])
+    with SQLiteEventStore(path, registry=release_3) as store:
+        booked = datetime(2024, 1, 31, tzinfo=UTC)
+        store.append("account-ada", [MoneyDeposited(Money(Decimal(5), "EUR"), booked, "refund")])
+        show(store)
 
-    An in-memory store stands in for a database file: the new store receives the stored
-    rows of the *previous* one exactly as they are, through the raw record API.
-    """
-    store = InMemoryEventStore(registry=registry)
-    for r in previous.read_all_records() if previous is not None else ():
-        row = NewRecord(r.event_id, r.event_type, r.schema_version, r.data, r.metadata)
-        store.append_records([RecordWrite(r.stream_id, (row,), r.version - 1)])
-    return store
 
-
-def main() -> None:
-    store = open_store(release_1, None)
-    store.append(
-        "account-ada",
-        [AccountCreated("ada"), MoneyDepositedV1(Decimal("100.00"), "opening deposit")],
-    )
-    store = open_store(release_2, store)
-    store.append("account-ada", [MoneyDepositedV2(Decimal("20.00"), "CHF", "birthday")])
-    store = open_store(release_3, store)
-    refund = MoneyDeposited(Money(Decimal(5), "EUR"), datetime(2024, 1, 31, tzinfo=UTC), "refund")
-    store.append("account-ada", [refund])
-
+def show(store: SQLiteEventStore) -> None:
     print("stored rows, never rewritten:")
     for row in store.read_all_records():
         print(f"  {row.version}. {row.event_type} v{row.schema_version} {row.data}")
@@ -161,4 +150,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with tempfile.TemporaryDirectory() as folder:
+        main(pathlib.Path(folder) / "bank.db")

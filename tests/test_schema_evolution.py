@@ -19,6 +19,7 @@ from eventkit import (
     RecordWrite,
     Repository,
     RetiredEvent,
+    SQLiteEventStore,
     UpcastError,
     migrate,
     verify,
@@ -58,11 +59,30 @@ class InMemoryFile:
         self.last = store
         return store
 
+    @staticmethod
+    def other(registry):
+        """Open another, empty storage."""
+        return InMemoryEventStore(registry=registry)
 
-@pytest.fixture(name="open_store", params=["memory"])
-def _open_store(request):
+
+class SQLiteFile:
+    """One SQLite file, opened anew by each release."""
+
+    def __init__(self, folder):
+        self.folder = folder
+
+    def __call__(self, registry):
+        return SQLiteEventStore(self.folder / "ledger.db", registry=registry)
+
+    def other(self, registry):
+        """Open another, empty storage."""
+        return SQLiteEventStore(self.folder / "other.db", registry=registry)
+
+
+@pytest.fixture(name="open_store", params=["memory", "sqlite"])
+def _open_store(request, tmp_path):
     """A function that opens one and the same storage with a given registry."""
-    return InMemoryFile()
+    return SQLiteFile(tmp_path) if request.param == "sqlite" else InMemoryFile()
 
 
 @attrs.define
@@ -170,7 +190,7 @@ class TestSchemaEvolution:
     def test_migrate_brings_every_event_to_its_current_version(self, open_store):
         """After migrate, the copy holds current versions only and reads the same events."""
         history(open_store)
-        with open_store(release_3) as source, InMemoryEventStore(registry=release_3) as target:
+        with open_store(release_3) as source, open_store.other(release_3) as target:
             migrate(source, target)
             stored = [(r.event_type, r.schema_version) for r in target.read_all_records()]
             assert [r.event for r in target.read_stream("ledger-1")] == [
