@@ -118,8 +118,6 @@ class EventRegistry:
             RegistrationError: *cls* is not an attrs class, *name* or a version is
                 invalid, *name* is retired, or the name or class is already registered
                 differently.
-
-        .. versionchanged:: 0.1.0 Added *oldest_version*.
         """
         _check_registration(cls, name, version)
         _check_oldest_version(cls, name, version, oldest_version)

@@ -156,6 +156,10 @@ class Codec:
         """
         Decode a stored record into a `RecordedEvent` at the current schema version.
 
+        Data stored at an older schema version, or under a renamed type's old name, runs
+        through its upcasters first; an event of a retired type decodes to a
+        `RetiredEvent`.
+
         Raises:
             UnknownEventType: No class is registered under the record's type name.
             UpcastError: The record's schema version cannot be brought to the current one.
@@ -205,9 +209,10 @@ class Codec:
             raise _chain_error(record, chain)
         context: UpcastContext | None = None
         for step in chain.steps:
+            if step.context and context is None:
+                context = _context(record)
             try:
-                if step.context:
-                    context = context or _context(record)
+                if context is not None and step.context:
                     data = cast("ContextUpcaster", step.func)(data, context)
                 else:
                     data = cast("Upcaster", step.func)(data)

@@ -195,7 +195,12 @@ def build_chain(source: ChainSource, name: str, version: int) -> UpcastChain:
         entry = source.get(name)
         if entry is not None and version >= entry.version:
             problem = None
-            if version > entry.version:
+            if version > entry.version and steps:
+                problem = (
+                    f"upcasters lead to version {version} of {name!r}, past its current "
+                    f"version {entry.version}"
+                )
+            elif version > entry.version:
                 problem = (
                     f"stored at schema version {version}, newer than the current version "
                     f"{entry.version} of {name!r}; is this code older than the code that "
