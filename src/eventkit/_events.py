@@ -83,6 +83,7 @@ class EventRegistry:
         # Chains are rebuilt only after a registration: old events of one type and
         # version all follow the same chain.
         self._chains: dict[tuple[str, int], UpcastChain] = {}
+        self._generation = 0
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -145,7 +146,7 @@ class EventRegistry:
                 )
             self._by_name[name] = entry
             self._by_class[cls] = entry
-            self._chains.clear()
+            self._changed()
         return entry
 
     def add_upcaster(
@@ -180,7 +181,7 @@ class EventRegistry:
                     f"{from_version}, {existing.qualname}; cannot register {step.qualname} too"
                 )
             self._steps[name, from_version] = step
-            self._chains.clear()
+            self._changed()
         return step
 
     def upcast_step(self, name: str, from_version: int) -> UpcastStep | None:
@@ -214,7 +215,7 @@ class EventRegistry:
                     "registered under it"
                 )
             self._retired.add(name)
-            self._chains.clear()
+            self._changed()
 
     def is_retired(self, name: str) -> bool:
         """Return whether the type name *name* is retired."""
@@ -230,7 +231,12 @@ class EventRegistry:
         key = (name, version)
         found = self._chains.get(key)
         if found is None:
-            found = self._chains[key] = build_chain(self, name, version)
+            generation = self._generation
+            found = build_chain(self, name, version)
+            with self._lock:
+                # A chain built while another thread registered may be stale: not kept.
+                if generation == self._generation:
+                    self._chains[key] = found
         return found
 
     def old_names(self, name: str) -> frozenset[str]:
@@ -251,6 +257,11 @@ class EventRegistry:
             targets = sources - found - {name}
             found |= targets
         return frozenset(found)
+
+    def _changed(self) -> None:
+        # Called under the lock by every registration.
+        self._generation += 1
+        self._chains.clear()
 
     def check(self) -> None:
         """
