@@ -90,6 +90,29 @@ class TestVerify:
         )
         assert (code, capsys.readouterr().out.splitlines()[1]) == (0, "  cli.Probe v1: 1 load")
 
+    def test_without_registry_the_default_registry_is_used(self, tmp_path, monkeypatch, capsys):
+        """Events imported into eventkit.default_registry are what verify reads with."""
+        (tmp_path / "cli_default_events.py").write_text(
+            textwrap.dedent(
+                """
+                import attrs
+                from eventkit import event
+
+                @event("cli.DefaultProbe")
+                @attrs.frozen
+                class DefaultProbe:
+                    n: int
+                """
+            )
+        )
+        path = tmp_path / "default.db"
+        with SQLiteEventStore(path, registry=release_3) as store:
+            store.append_records([raw("p", "cli.DefaultProbe", 1, '{"n":1}')])
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.delitem(sys.modules, "cli_default_events", raising=False)
+        assert main(["verify", str(path), "--import", "cli_default_events"]) == 0
+        assert capsys.readouterr().out.splitlines()[1] == "  cli.DefaultProbe v1: 1 load"
+
     @pytest.mark.parametrize(
         ("options", "message"),
         [

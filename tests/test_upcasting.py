@@ -27,6 +27,7 @@ from eventkit import (
     event,
     upcaster,
 )
+from eventkit import _events as eventkit_events
 from tests import evolution
 from tests.strategies import any_text, exact_decimals
 
@@ -313,6 +314,21 @@ class TestChain:
         versioned(registry, "Thing", 2)
         assert registry.chain("Thing", 1).problem is not None
         step(registry, "Thing", 1)
+        assert registry.chain("Thing", 1).problem is None
+
+    def test_a_chain_built_during_a_registration_is_not_kept(self, registry, monkeypatch):
+        """A chain that another thread's registration made stale is rebuilt next time."""
+        versioned(registry, "Thing", 2)
+        build = eventkit_events.build_chain
+
+        def build_while_registering(source, name, version):
+            stale = build(source, name, version)
+            step(registry, "Thing", 1)  # lands between building and caching
+            return stale
+
+        monkeypatch.setattr(eventkit_events, "build_chain", build_while_registering)
+        assert registry.chain("Thing", 1).problem is not None
+        monkeypatch.setattr(eventkit_events, "build_chain", build)
         assert registry.chain("Thing", 1).problem is None
 
     def test_old_names_are_found_through_renames(self, registry):
