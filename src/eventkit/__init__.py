@@ -23,7 +23,15 @@ from eventkit._envelope import (
     RecordedEvent,
     StreamState,
 )
-from eventkit._events import EventRegistry, EventType, default_registry, event
+from eventkit._events import EventRegistry, EventType, default_registry, event, upcaster
+from eventkit._migration import (
+    MigrationReport,
+    VerifyFailure,
+    VerifyGroup,
+    VerifyReport,
+    migrate,
+    verify,
+)
 from eventkit._projection_store import (
     Checkpoint,
     DeadLetter,
@@ -53,6 +61,14 @@ from eventkit._store import (
     check_expected_version,
     resolve_existing,
 )
+from eventkit._upcasting import (
+    ContextUpcaster,
+    RetiredEvent,
+    UpcastChain,
+    UpcastContext,
+    Upcaster,
+    UpcastStep,
+)
 from eventkit.exceptions import (
     ConcurrencyError,
     DuplicateEventIdError,
@@ -77,6 +93,7 @@ __all__ = [
     "Checkpoint",
     "Codec",
     "ConcurrencyError",
+    "ContextUpcaster",
     "DeadLetter",
     "DuplicateEventIdError",
     "ErrorPolicy",
@@ -87,6 +104,7 @@ __all__ = [
     "EventType",
     "ExpectedVersion",
     "InMemoryEventStore",
+    "MigrationReport",
     "NewEvent",
     "NewRecord",
     "ParkOnError",
@@ -102,6 +120,7 @@ __all__ = [
     "RecordedEvent",
     "RegistrationError",
     "Repository",
+    "RetiredEvent",
     "RetryOnError",
     "SQLiteEventStore",
     "SerializationError",
@@ -112,14 +131,24 @@ __all__ = [
     "StreamNotFound",
     "StreamState",
     "UnknownEventType",
+    "UpcastChain",
+    "UpcastContext",
     "UpcastError",
+    "UpcastStep",
+    "Upcaster",
+    "VerifyFailure",
+    "VerifyGroup",
+    "VerifyReport",
     "VersionNotFoundError",
     "check_expected_version",
     "default_registry",
     "event",
     "exceptions",
     "make_converter",
+    "migrate",
     "resolve_existing",
+    "upcaster",
+    "verify",
 ]
 
 # Reprs, tracebacks and the docs name the public path (eventkit.Repository), not the
