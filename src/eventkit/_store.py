@@ -96,7 +96,11 @@ class RecordWrite(NamedTuple):
 
 
 class StoredEventRef(NamedTuple):
-    """Where an event id is already stored: what backends report to `resolve_existing`."""
+    """
+    Where an event id is already stored: what backends report to `resolve_existing`.
+
+    .. versionadded:: 0.1.0
+    """
 
     stream_id: str
     version: int
@@ -204,6 +208,14 @@ class EventStore(Protocol):
 def check_expected_version(stream_id: str, expected: ExpectedVersion, actual: int) -> None:
     """
     Raise `ConcurrencyError` unless a stream at version *actual* satisfies *expected*.
+
+    Args:
+        stream_id: The stream, for the error message.
+        expected: An int (0 means "no stream"), `NO_STREAM`, `STREAM_EXISTS` or `ANY`.
+        actual: The stream's current version (0 when it does not exist).
+
+    Raises:
+        ConcurrencyError: *actual* does not satisfy *expected*.
 
     .. versionadded:: 0.1.0
     """
@@ -553,7 +565,12 @@ class BaseEventStore(abc.ABC):
     def _read_stream(
         self, stream_id: str, low: int, high: int | None, *, backwards: bool, limit: int | None
     ) -> list[EventRecord]:
-        """Return the stream's records with low <= version <= high (no bound if None)."""
+        """
+        Return the stream's records with low <= version <= high (no bound if None).
+
+        Oldest first, or newest first when *backwards*; *limit* counts from the end the
+        read starts at (the newest event when *backwards*).
+        """
 
     @abc.abstractmethod
     def _read_all(
