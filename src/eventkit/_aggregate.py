@@ -1,14 +1,13 @@
 """Aggregates: consistency boundaries that check invariants and record events. No I/O."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: cattrs resolves a subclass's annotations
+# through its whole MRO, and this class's names must resolve although its __module__ is
+# set to "eventkit", whose namespace lacks them. Real objects need no resolving.
 import abc
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from collections.abc import Iterable
+from typing import Any, ClassVar, Self
 
 import attrs
-
-if TYPE_CHECKING:
-    from collections.abc import Iterable
 
 
 @attrs.define
