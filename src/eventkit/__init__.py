@@ -2,7 +2,8 @@
 eventkit: event sourcing for Python.
 
 Define events (`event`) and aggregates (`Aggregate`), keep them in an event store
-(`InMemoryEventStore`, ...), load and save them through a `Repository`.
+(`InMemoryEventStore`, ...), load and save them through a `Repository`, which can
+keep snapshots beside the events.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from eventkit._envelope import (
 from eventkit._events import EventRegistry, EventType, default_registry, event
 from eventkit._repository import Repository
 from eventkit._serialization import Codec, EventRecord, NewRecord, make_converter
+from eventkit._snapshots import SnapshotPolicy, SnapshotProgress
 from eventkit._store import (
     AppendResult,
     BaseEventStore,
@@ -74,6 +76,8 @@ __all__ = [
     "RegistrationError",
     "Repository",
     "SerializationError",
+    "SnapshotPolicy",
+    "SnapshotProgress",
     "SnapshotRecord",
     "StoreError",
     "StoredEventRef",

@@ -47,6 +47,9 @@ class Aggregate(abc.ABC):
     id: str
     version: int = attrs.field(default=0, kw_only=True)
     _pending: list[Any] = attrs.field(factory=list, init=False, repr=False, eq=False)
+    # Set by the Repository when it could not use the stored snapshot, so that the next
+    # save replaces that snapshot whatever the snapshot policy says.
+    _snapshot_stale: bool = attrs.field(default=False, init=False, repr=False, eq=False)
 
     snapshot_version: ClassVar[int] = 1
     """The version of the aggregate's stored state shape; bump it when fields change."""
