@@ -52,7 +52,10 @@ class Aggregate(abc.ABC):
     _snapshot_stale: bool = attrs.field(default=False, init=False, repr=False, eq=False)
 
     snapshot_version: ClassVar[int] = 1
-    """The version of the aggregate's stored state shape; bump it when fields change."""
+    """
+    The version of the aggregate's snapshots: bump it when fields change, or when ``apply``
+    computes state differently; snapshots of another version are ignored.
+    """
 
     @abc.abstractmethod
     def apply(self, event: Any) -> None:
