@@ -46,10 +46,16 @@ class Crash(BaseException):
 
 
 class FlakyStore(InMemoryEventStore):
-    """An in-memory store whose snapshot writes (or stream reads) fail, when told to."""
+    """An in-memory store whose snapshot writes, snapshot reads or stream reads fail."""
 
     failure: BaseException | None = None
+    snapshot_read_failure: BaseException | None = None
     read_failure: BaseException | None = None
+
+    def _load_snapshot(self, stream_id):
+        if self.snapshot_read_failure is not None:
+            raise self.snapshot_read_failure
+        return super()._load_snapshot(stream_id)
 
     def _save_snapshot(self, record):
         if self.failure is not None:
@@ -532,6 +538,20 @@ class TestUnusableSnapshots:
             replayed.load("1"),
             True,
         )
+
+    def test_a_snapshot_row_the_backend_cannot_read_is_ignored(
+        self, accounts, store, replayed, caplog
+    ):
+        """A row so corrupt that the backend fails to read it is logged; load replays."""
+        open_account(accounts, "1", 1, 2, 3)
+        store.snapshot_read_failure = ValueError("badly formed hexadecimal UUID string")
+        with caplog.at_level(logging.WARNING, logger=LOGGER):
+            loaded = accounts.load("1")
+        assert (loaded, "snapshot that cannot be read" in caplog.text) == (
+            replayed.load("1"),
+            True,
+        )
+        assert "hexadecimal UUID" in caplog.text
 
     def test_an_unusable_snapshot_is_replaced_at_the_next_save(self, accounts, store):
         """The next save replaces an ignored snapshot, even where the policy would not."""

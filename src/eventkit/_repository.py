@@ -149,7 +149,15 @@ class Repository(Generic[A]):
     ) -> tuple[A | None, bool]:
         # Returns the aggregate (None: replay instead) and whether the stored snapshot
         # must be replaced at the next save.
-        record = self.store.load_snapshot(stream_id)
+        try:
+            record = self.store.load_snapshot(stream_id)
+        except Exception:  # noqa: BLE001 (logged: a row the backend cannot even read is corrupt)
+            logger.warning(
+                "stream %r: ignoring a snapshot that cannot be read, replaying every event",
+                stream_id,
+                exc_info=True,
+            )
+            return None, True
         if record is None or (at_version is not None and at_version < record.version):
             return None, False
         reason = unusable_reason(record, self.aggregate_type)
