@@ -2,8 +2,8 @@
 eventkit: event sourcing for Python.
 
 Define events (`event`) and aggregates (`Aggregate`), keep them in an event store
-(`InMemoryEventStore`, ...), load and save them through a `Repository`, which can
-keep snapshots beside the events.
+(`InMemoryEventStore`, `SQLiteEventStore`), load and save them through a `Repository`,
+which can keep snapshots beside the events.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 from eventkit import exceptions
 from eventkit._aggregate import Aggregate
 from eventkit._backends.memory import InMemoryEventStore
+from eventkit._backends.sqlite import SQLiteEventStore
 from eventkit._envelope import (
     ANY,
     NO_STREAM,
@@ -75,6 +76,7 @@ __all__ = [
     "RecordedEvent",
     "RegistrationError",
     "Repository",
+    "SQLiteEventStore",
     "SerializationError",
     "SnapshotPolicy",
     "SnapshotProgress",

@@ -1,0 +1,594 @@
+"""
+The SQLite event store: the embedded default, durable, safe for many threads and processes.
+
+How connections are used
+------------------------
+A file store has one *writer* connection, used under a lock by one thread at a time,
+and a pool of *reader* connections, each used by one thread at a time. Every append
+runs in ``BEGIN IMMEDIATE``, which takes SQLite's write lock for the file before the
+stream's version is read, so the version check and the insert are atomic against
+other threads (the lock) and other processes (SQLite's lock). A process that finds the
+file locked waits in SQLite's busy handler for up to *busy_timeout*, then retries a few
+times; only then does it give up, with `StoreError`.
+
+In WAL mode readers never wait for the writer, nor the writer for readers. Each read,
+and each page of `read_all`, is one query in its own short read transaction, so a
+caller's loop over `read_all` never holds a transaction open (which would stop WAL
+checkpoints and grow the WAL file).
+
+An in-memory store, or one made from a caller's connection, has only that connection:
+reads and writes take turns under the lock.
+
+Why read_all never skips an event
+---------------------------------
+A new event's position is one more than the largest position, read inside the write
+transaction. SQLite lets one write transaction run at a time, so positions are handed
+out in commit order: by the time a reader can see position n, every position below n
+is committed, and no later commit can appear below a position a reader has passed.
+Rows are never deleted, so the largest position only grows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+import sqlite3
+import threading
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+from uuid import UUID
+
+from eventkit._backends.sqlite import schema
+from eventkit._backends.sqlite.connections import (
+    Boundary,
+    Pool,
+    Readers,
+    Shared,
+    check_folder,
+    configure,
+    fetch_all,
+    file_is_read_only,
+    open_file,
+    retry_busy,
+)
+from eventkit._serialization import EventRecord
+from eventkit._store import (
+    AppendResult,
+    BaseEventStore,
+    RecordWrite,
+    StoredEventRef,
+    check_expected_version,
+    resolve_existing,
+)
+from eventkit.exceptions import ConcurrencyError, StoreError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    import cattrs
+
+    from eventkit._events import EventRegistry
+    from eventkit._serialization import NewRecord
+
+# read_all fetches this many rows per query: big enough that a page's query costs little
+# per event, small enough that memory stays flat and a page's read transaction is short.
+_PAGE_SIZE = 1000
+# Ids looked up per query when an append repeats stored ids (SQLite allows 999 variables
+# in a statement on old builds).
+_ID_CHUNK = 500
+_MAX_INT = 2**63 - 1
+_SELECT = (
+    "SELECT stream_id, version, position, event_id, event_type, schema_version, data, "
+    "metadata, recorded_at FROM {events}"
+)
+
+
+class _Statements:
+    """The store's SQL, spliced once with its table names (from a checked prefix)."""
+
+    head = "SELECT max(position) FROM {events}"
+    version = "SELECT max(version) FROM {events} WHERE stream_id = ?"
+    insert = (
+        "INSERT INTO {events} (position, stream_id, version, event_id, event_type, "
+        "schema_version, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    undo = "DELETE FROM {events} WHERE position > ?"
+    find_ids = "SELECT event_id, stream_id, version, position FROM {events} WHERE event_id IN "
+    read_stream = (
+        _SELECT + " WHERE stream_id = ? AND version BETWEEN ? AND ? ORDER BY version LIMIT ?"
+    )
+    read_stream_backwards = (
+        _SELECT + " WHERE stream_id = ? AND version BETWEEN ? AND ? ORDER BY version DESC LIMIT ?"
+    )
+    read_all = _SELECT + " WHERE position > ? ORDER BY position LIMIT ?"
+    read_all_of_types = _SELECT + " WHERE event_type IN ({marks}) AND position > ?"
+
+    def __init__(self, prefix: str) -> None:
+        names = {"events": f"{prefix}events", "marks": "{marks}"}
+        for attribute, template in vars(_Statements).items():
+            if not attribute.startswith("_") and isinstance(template, str):
+                setattr(self, attribute, template.format_map(names))
+
+    def read_all_of(self, count: int) -> str:
+        """Return a read_all page query for *count* event types."""
+        # SQLite reads each type's range of the (event_type, position) index in order and
+        # stops once the page is full, so a page costs the same wherever it starts.
+        marks = ", ".join("?" * count)
+        return self.read_all_of_types.format(marks=marks) + " ORDER BY position LIMIT ?"
+
+    def find(self, count: int) -> str:
+        """Return a query for where *count* event ids are stored."""
+        return self.find_ids + "(" + ", ".join("?" * count) + ")"
+
+
+def _record(row: tuple[Any, ...]) -> EventRecord:
+    stream_id, version, position, event_id, event_type, schema_version, data, meta, at = row
+    return EventRecord(
+        stream_id,
+        version,
+        position,
+        UUID(bytes=event_id),
+        event_type,
+        schema_version,
+        data,
+        meta,
+        datetime.fromisoformat(at),
+    )
+
+
+def _check_synchronous(value: object) -> Literal["FULL", "NORMAL"]:
+    if value == "FULL" or value == "NORMAL":  # noqa: PLR1714 (narrows the Literal for mypy)
+        return value
+    raise ValueError(f"synchronous must be 'FULL' or 'NORMAL', got {value!r}")
+
+
+def _check_timeout(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ValueError(f"busy_timeout must be a number of seconds >= 0, got {value!r}")
+    return float(value)
+
+
+def _connection_name(conn: sqlite3.Connection) -> str:
+    try:
+        rows = conn.execute("PRAGMA database_list").fetchall()
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot use the SQLite connection {conn!r}: {exc}") from exc
+    main = next((row[2] for row in rows if row[1] == "main"), "")
+    return main or ":memory:"
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    # A rollback that fails (the connection broke) must not hide the error that caused it.
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
+class SQLiteEventStore(BaseEventStore):
+    """
+    An event store in an SQLite file: durable, and safe for many threads and processes.
+
+    The tables are created on first use. Appends are atomic and durable: with the
+    default ``synchronous="FULL"``, an append that returned survives a power loss.
+    Several threads may share one store, and several processes may open the same file:
+    appends are checked and ordered across all of them. `BaseEventStore.read_all`
+    streams in pages, in constant memory, and filters by event type through an index.
+
+    Example:
+        .. code-block:: python
+
+            store = SQLiteEventStore("bank.db")
+            store.append("account-42", [MoneyDeposited(Decimal(10))])
+
+    Args:
+        path: The database file (created if missing, in a folder that must exist);
+            ``":memory:"`` for a private in-memory database; or an open
+            ``sqlite3.Connection``, which the store configures (WAL, *synchronous*,
+            *busy_timeout*) and uses as its only connection, and does not close. A
+            connection shared by several threads must be opened with
+            ``check_same_thread=False``.
+        registry: Where event type names are looked up; `default_registry` if omitted.
+        converter: The cattrs converter for event data; `make_converter()` if omitted.
+        table_prefix: Prefix of the store's table names, so that several stores, or
+            the store and your own tables, can share a file. A letter or underscore
+            followed by letters, digits and underscores.
+        synchronous: ``"FULL"`` (the default): an append that returned survives a
+            power loss. ``"NORMAL"``: faster appends that survive a crash of the
+            process, but a power loss may lose the last appends (never corrupt the file).
+        busy_timeout: Seconds an append waits for another process's write transaction
+            before retrying; after a few retries it fails with `StoreError`.
+        read_only: Open the file for reading only; appends raise `StoreError`. By
+            default a file that cannot be written, or is marked read-only, is opened
+            read-only.
+        tracer: A callable given the text of every SQL statement the store runs.
+
+    Raises:
+        StoreError: The file cannot be opened (naming it and why: its folder does not
+            exist, it is not a database, it is read-only and has no event tables) or
+            was written by a newer eventkit.
+        ValueError: An option is invalid.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | sqlite3.Connection,
+        *,
+        registry: EventRegistry | None = None,
+        converter: cattrs.Converter | None = None,
+        table_prefix: str = "eventkit_",
+        synchronous: Literal["FULL", "NORMAL"] = "FULL",
+        busy_timeout: float = 5.0,
+        read_only: bool | None = None,
+        tracer: Callable[[str], object] | None = None,
+    ) -> None:
+        super().__init__(registry=registry, converter=converter)
+        self._prefix = schema.check_prefix(table_prefix)
+        self._sql = _Statements(self._prefix)
+        self._synchronous = _check_synchronous(synchronous)
+        timeout = _check_timeout(busy_timeout)
+        # Reentrant so that reads on the one connection of an in-memory store can run
+        # inside that thread's transaction(); nested writes are refused (see _enter).
+        self._lock = threading.RLock()
+        self._owner: int | None = None
+        self._closed = False
+        self._writer: sqlite3.Connection | None = None
+        self._owns_writer = True
+        self._readers: Readers
+        if isinstance(path, sqlite3.Connection):
+            self._name = _connection_name(path)
+            self._boundary = Boundary(self._name)
+            self._owns_writer = False
+            self._read_only = bool(read_only)
+            self._open_single(path, timeout, tracer)
+            return
+        self._name = os.fspath(path)
+        self._boundary = Boundary(self._name)
+        if self._name in (":memory:", ""):
+            if read_only:
+                raise ValueError("an in-memory SQLite event store cannot be read-only")
+            self._read_only = False
+            conn = open_file(":memory:", read_only=False, busy_timeout=timeout, tracer=tracer)
+            self._open_single(conn, timeout, tracer)
+        else:
+            self._read_only = file_is_read_only(self._name) if read_only is None else read_only
+            self._open_file(timeout, tracer)
+
+    def _open_single(
+        self, conn: sqlite3.Connection, timeout: float, tracer: Callable[[str], object] | None
+    ) -> None:
+        if conn.in_transaction:
+            raise ValueError(
+                f"the SQLite connection to {self._name!r} is inside a transaction; "
+                "commit or roll it back before making a store of it"
+            )
+        if tracer is not None and not self._owns_writer:
+            conn.set_trace_callback(tracer)
+        self._readers = Shared(conn, self._lock)
+        try:
+            if self._read_only:
+                self._check_schema(conn)
+            else:
+                self._writer = conn
+                self._prepare(conn, timeout)
+        except BaseException:
+            if self._owns_writer:
+                conn.close()
+            raise
+
+    def _open_file(self, timeout: float, tracer: Callable[[str], object] | None) -> None:
+        name, read_only = self._name, self._read_only
+        if read_only:
+            if not pathlib.Path(name).exists():
+                raise StoreError(f"cannot open SQLite event store {name!r}: no such file")
+        else:
+            check_folder(name)
+
+        def opener() -> sqlite3.Connection:
+            return open_file(name, read_only=read_only, busy_timeout=timeout, tracer=tracer)
+
+        conn = opener()
+        try:
+            if read_only:
+                self._check_schema(conn)
+            else:
+                self._prepare(conn, timeout)
+        except BaseException:
+            conn.close()
+            raise
+        if read_only:
+            self._readers = Pool(opener)
+            self._readers.release(conn)
+        else:
+            self._writer = conn
+            self._readers = Pool(opener)
+
+    def _prepare(self, conn: sqlite3.Connection, timeout: float) -> None:
+        with Boundary(self._name):
+            configure(conn, synchronous=self._synchronous, busy_timeout=timeout)
+            found = retry_busy(lambda: schema.stored_version(conn, self._prefix))
+            if found == schema.SCHEMA_VERSION:
+                return
+            schema.check_version(found, self._name, self._prefix)
+            self._begin(conn)
+            try:
+                schema.migrate(conn, self._name, self._prefix)
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+
+    def _check_schema(self, conn: sqlite3.Connection) -> None:
+        with Boundary(self._name):
+            found = retry_busy(lambda: schema.stored_version(conn, self._prefix))
+        schema.check_version(found, self._name, self._prefix)
+        if found < schema.SCHEMA_VERSION:
+            what = "has no event tables" if found == 0 else f"is at schema version {found}"
+            raise StoreError(
+                f"SQLite event store {self._name!r} is read-only and {what} with prefix "
+                f"{self._prefix!r}; open it once for writing to create or upgrade them"
+            )
+
+    def __repr__(self) -> str:
+        mode = "read-only, " if self._read_only else ""
+        state = "closed" if self._closed else f"{mode}synchronous={self._synchronous}"
+        return f"<SQLiteEventStore {self._name!r} ({state})>"
+
+    @property
+    def path(self) -> str:
+        """The database file's path, or ``":memory:"``."""
+        return self._name
+
+    @property
+    def synchronous(self) -> Literal["FULL", "NORMAL"]:
+        """The durability setting, ``"FULL"`` or ``"NORMAL"``."""
+        return self._synchronous
+
+    @property
+    def read_only(self) -> bool:
+        """True if the store was opened for reading only."""
+        return self._read_only
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"SQLite event store {self._name!r} is closed")
+
+    def _writer_for(self, action: str) -> sqlite3.Connection:
+        self._check_open()
+        if self._writer is None:
+            raise StoreError(f"SQLite event store {self._name!r} is read-only: cannot {action}")
+        if self._owner == threading.get_ident():
+            raise StoreError(
+                f"SQLite event store {self._name!r}: cannot {action} inside this thread's "
+                "store.transaction(); use the connection it yields, or append after it"
+            )
+        return self._writer
+
+    def _begin(self, conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            raise StoreError(
+                f"SQLite event store {self._name!r}: the connection is inside a transaction "
+                "that the store did not begin; commit or roll it back first"
+            )
+        retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
+
+    def _append(self, writes: list[RecordWrite]) -> list[AppendResult]:
+        conn = self._writer_for(f"append to stream {writes[0].stream_id!r}" if writes else "append")
+        stamp = datetime.now(UTC).isoformat(timespec="microseconds")
+        boundary = Boundary(self._name)
+        with boundary, self._lock:
+            self._check_open()
+            self._owner = threading.get_ident()
+            try:
+                self._begin(conn)
+                try:
+                    results = self._store(conn, writes, stamp, boundary)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    _rollback(conn)
+                    raise
+            finally:
+                self._owner = None
+        return results
+
+    def _store(
+        self, conn: sqlite3.Connection, writes: list[RecordWrite], stamp: str, boundary: Boundary
+    ) -> list[AppendResult]:
+        sql = self._sql
+        head: int = conn.execute(sql.head).fetchone()[0] or 0
+        results = []
+        for write in writes:
+            stream_id, records = write.stream_id, write.records
+            actual: int = conn.execute(sql.version, (stream_id,)).fetchone()[0] or 0
+            try:
+                check_expected_version(stream_id, write.expected_version, actual)
+            except ConcurrencyError:
+                # Maybe a retry of an append that succeeded, after the stream moved on.
+                found = self._find(conn, records)
+                if not found:
+                    raise
+                results.append(resolve_existing(write, found))
+                continue
+            count = len(records)
+            rows = [
+                (
+                    head + offset,
+                    stream_id,
+                    actual + offset,
+                    record.event_id.bytes,
+                    record.event_type,
+                    record.schema_version,
+                    record.data,
+                    record.metadata,
+                    stamp,
+                )
+                for offset, record in enumerate(records, start=1)
+            ]
+            # Until the rows are in, a driver error is about this write (see Boundary).
+            boundary.write, boundary.actual = write, actual
+            try:
+                conn.executemany(sql.insert, rows)
+            except sqlite3.IntegrityError:
+                # An id is stored already: an idempotent retry, or a collision. Ids are
+                # not looked up before inserting, because appends of new ids (nearly all
+                # of them) would pay for it; instead this write's rows are undone here.
+                conn.execute(sql.undo, (head,))
+                found = self._find(conn, records)
+                if not found:  # pragma: no cover (a defence: versions come from max(version))
+                    raise  # (stream, version) was taken: the boundary says ConcurrencyError
+                boundary.write = None
+                results.append(resolve_existing(write, found))
+                continue
+            boundary.write = None
+            results.append(
+                AppendResult(stream_id, actual + count, tuple(range(head + 1, head + count + 1)))
+            )
+            head += count
+        return results
+
+    def _find(
+        self, conn: sqlite3.Connection, records: tuple[NewRecord, ...]
+    ) -> dict[UUID, StoredEventRef]:
+        found = {}
+        ids = [record.event_id.bytes for record in records]
+        for start in range(0, len(ids), _ID_CHUNK):
+            chunk = ids[start : start + _ID_CHUNK]
+            for event_id, stream_id, version, position in conn.execute(
+                self._sql.find(len(chunk)), chunk
+            ):
+                found[UUID(bytes=event_id)] = StoredEventRef(stream_id, version, position)
+        return found
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """
+        Run a block of SQL in one write transaction on the store's database.
+
+        Yields the store's ``sqlite3.Connection`` inside ``BEGIN IMMEDIATE``: the
+        block's statements commit together when it ends normally and roll back when it
+        raises (the exception propagates unchanged). While the block runs, appends
+        from other threads and processes wait for it. This is how a projection keeps
+        a read model in the same file and commits its checkpoint with it: exactly once.
+
+        Example:
+            .. code-block:: python
+
+                with store.transaction() as conn:
+                    conn.execute("UPDATE balances SET amount = ? WHERE id = ?", (...))
+                    conn.execute("UPDATE checkpoints SET position = ? WHERE name = ?", (...))
+
+        Do not commit or roll back on the connection yourself, and do not append to
+        the store inside the block from the same thread (it raises `StoreError`).
+        Reads through the store inside the block do not see the block's writes.
+
+        Raises:
+            StoreError: The store is read-only or closed, the transaction could not
+                begin (the database stayed locked) or commit, or the block ended the
+                transaction itself.
+
+        .. versionadded:: 0.1.0
+        """
+        conn = self._writer_for("open a transaction")
+        with self._lock:
+            self._check_open()
+            self._owner = threading.get_ident()
+            try:
+                with self._boundary:
+                    self._begin(conn)
+                try:
+                    yield conn
+                except BaseException:
+                    _rollback(conn)
+                    raise
+                if not conn.in_transaction:
+                    raise StoreError(
+                        f"SQLite event store {self._name!r}: the transaction was committed "
+                        "or rolled back inside store.transaction(); its writes may be "
+                        "partly committed"
+                    )
+                with self._boundary:
+                    try:
+                        conn.execute("COMMIT")
+                    except BaseException:  # pragma: no cover (COMMIT fails on I/O errors only)
+                        _rollback(conn)
+                        raise
+            finally:
+                self._owner = None
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        self._check_open()
+        readers = self._readers
+        conn = readers.acquire()
+        try:
+            with self._boundary:
+                return fetch_all(conn, sql, params)
+        finally:
+            readers.release(conn)
+
+    def _read_stream(
+        self, stream_id: str, low: int, high: int | None, *, backwards: bool, limit: int | None
+    ) -> list[EventRecord]:
+        sql = self._sql.read_stream_backwards if backwards else self._sql.read_stream
+        params = (
+            stream_id,
+            min(low, _MAX_INT),
+            _MAX_INT if high is None else min(high, _MAX_INT),
+            -1 if limit is None else min(limit, _MAX_INT),
+        )
+        return [_record(row) for row in self._fetch(sql, params)]
+
+    def _read_all(
+        self, after_position: int, limit: int | None, event_types: frozenset[str] | None
+    ) -> Iterator[EventRecord]:
+        types = () if event_types is None else tuple(event_types)
+        sql = self._sql.read_all_of(len(types)) if types else self._sql.read_all
+        after = min(after_position, _MAX_INT)
+        remaining = _MAX_INT if limit is None else limit
+        while remaining > 0:
+            size = min(_PAGE_SIZE, remaining)
+            params = (*types, after, size)
+            rows = self._fetch(sql, params)
+            for row in rows:
+                yield _record(row)
+            if len(rows) < size:
+                return
+            after = rows[-1][2]
+            remaining -= size
+
+    def stream_version(self, stream_id: str) -> int:
+        """Return the stream's version: 0 when it does not exist."""
+        version: int | None = self._fetch(self._sql.version, (stream_id,))[0][0]
+        return version or 0
+
+    def head_position(self) -> int:
+        """Return the highest position in the store: 0 when it is empty."""
+        head: int | None = self._fetch(self._sql.head, ())[0][0]
+        return head or 0
+
+    def close(self) -> None:
+        """
+        Close the store's connections; closing again does nothing.
+
+        Waits for an append or transaction in progress in another thread. A
+        connection passed to the constructor is left open.
+
+        Raises:
+            StoreError: Called inside this thread's `transaction`.
+        """
+        if self._owner == threading.get_ident():
+            raise StoreError(
+                f"SQLite event store {self._name!r}: cannot close inside store.transaction()"
+            )
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._readers.close()
+            if self._writer is not None and self._owns_writer:
+                self._writer.close()
