@@ -23,7 +23,15 @@ from eventkit._envelope import (
     RecordedEvent,
     StreamState,
 )
-from eventkit._events import EventRegistry, EventType, default_registry, event
+from eventkit._events import EventRegistry, EventType, default_registry, event, upcaster
+from eventkit._migration import (
+    MigrationReport,
+    VerifyFailure,
+    VerifyGroup,
+    VerifyReport,
+    migrate,
+    verify,
+)
 from eventkit._repository import Repository
 from eventkit._serialization import Codec, EventRecord, NewRecord, make_converter
 from eventkit._snapshots import SnapshotPolicy, SnapshotProgress
@@ -37,6 +45,14 @@ from eventkit._store import (
     StreamAppend,
     check_expected_version,
     resolve_existing,
+)
+from eventkit._upcasting import (
+    ContextUpcaster,
+    RetiredEvent,
+    UpcastChain,
+    UpcastContext,
+    Upcaster,
+    UpcastStep,
 )
 from eventkit.exceptions import (
     ConcurrencyError,
@@ -61,6 +77,7 @@ __all__ = [
     "BaseEventStore",
     "Codec",
     "ConcurrencyError",
+    "ContextUpcaster",
     "DuplicateEventIdError",
     "EventKitError",
     "EventRecord",
@@ -69,6 +86,7 @@ __all__ = [
     "EventType",
     "ExpectedVersion",
     "InMemoryEventStore",
+    "MigrationReport",
     "NewEvent",
     "NewRecord",
     "ProjectionError",
@@ -76,6 +94,7 @@ __all__ = [
     "RecordedEvent",
     "RegistrationError",
     "Repository",
+    "RetiredEvent",
     "SQLiteEventStore",
     "SerializationError",
     "SnapshotPolicy",
@@ -87,14 +106,24 @@ __all__ = [
     "StreamNotFound",
     "StreamState",
     "UnknownEventType",
+    "UpcastChain",
+    "UpcastContext",
     "UpcastError",
+    "UpcastStep",
+    "Upcaster",
+    "VerifyFailure",
+    "VerifyGroup",
+    "VerifyReport",
     "VersionNotFoundError",
     "check_expected_version",
     "default_registry",
     "event",
     "exceptions",
     "make_converter",
+    "migrate",
     "resolve_existing",
+    "upcaster",
+    "verify",
 ]
 
 # Reprs, tracebacks and the docs name the public path (eventkit.Repository), not the

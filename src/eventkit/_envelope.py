@@ -92,8 +92,10 @@ class RecordedEvent(Generic[E]):
         event_id: The event's unique id.
         recorded_at: When the store recorded the event (UTC).
         metadata: The strings stored beside the event.
-        event_type: The stored type name.
-        event: The domain event, at its class's current schema version.
+        event_type: The event's type name: the stored one, or the name an upcaster
+            renamed it to.
+        event: The domain event, at its class's current schema version (a
+            `RetiredEvent` for a retired type).
 
     .. versionadded:: 0.1.0
     """

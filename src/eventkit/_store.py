@@ -368,6 +368,11 @@ class BaseEventStore(abc.ABC):
         registry: Where event type names are looked up; `default_registry` if omitted.
         converter: The cattrs converter for event data; `make_converter()` if omitted.
 
+    Raises:
+        RegistrationError: The registry's upcaster chains are broken
+            (`EventRegistry.check`): a store is not built on a registry that cannot
+            read some stored schema version.
+
     .. versionadded:: 0.1.0
     """
 
@@ -377,7 +382,11 @@ class BaseEventStore(abc.ABC):
         registry: EventRegistry | None = None,
         converter: cattrs.Converter | None = None,
     ) -> None:
-        self._codec = Codec(default_registry if registry is None else registry, converter)
+        registry = default_registry if registry is None else registry
+        # Events and upcasters register at import time, in any order: the store is the
+        # first moment the registry can be taken as complete.
+        registry.check()
+        self._codec = Codec(registry, converter)
 
     @property
     def registry(self) -> EventRegistry:
@@ -565,7 +574,8 @@ class BaseEventStore(abc.ABC):
         Args:
             after_position: Start after this position (0: from the beginning).
             limit: Yield at most this many events.
-            event_types: Only events of these types (names or registered classes).
+            event_types: Only events of these types (names or registered classes),
+                including events stored under their old names (see `upcaster`).
 
         Raises:
             ValueError: *after_position* or *limit* is out of range (raised at once).
@@ -595,10 +605,12 @@ class BaseEventStore(abc.ABC):
     def _type_names(self, event_types: Iterable[str | type[Any]]) -> frozenset[str]:
         if isinstance(event_types, (str, type)):
             event_types = [event_types]
-        return frozenset(
+        names = {
             item if isinstance(item, str) else self.registry.by_class(item).name
             for item in event_types
-        )
+        }
+        # Events stored under a type's old names are read as that type.
+        return frozenset(names).union(*(self.registry.old_names(name) for name in names))
 
     def stream_ids(self, *, prefix: str = "") -> Iterator[str]:
         """
