@@ -113,7 +113,7 @@ class TestRepository:
     def test_load_at_version_zero_is_refused(self, accounts):
         """at_version must be >= 1."""
         opened(accounts)
-        with pytest.raises(ValueError, match="to_version"):
+        with pytest.raises(ValueError, match="at_version"):
             accounts.load("1", at_version=0)
 
     def test_exists(self, accounts):

@@ -2,7 +2,8 @@
 eventkit: event sourcing for Python.
 
 Define events (`event`) and aggregates (`Aggregate`), keep them in an event store
-(`InMemoryEventStore`, `SQLiteEventStore`), load and save them through a `Repository`.
+(`InMemoryEventStore`, `SQLiteEventStore`), load and save them through a `Repository`,
+which can keep snapshots beside the events.
 """
 
 from __future__ import annotations
@@ -33,11 +34,13 @@ from eventkit._migration import (
 )
 from eventkit._repository import Repository
 from eventkit._serialization import Codec, EventRecord, NewRecord, make_converter
+from eventkit._snapshots import SnapshotPolicy, SnapshotProgress
 from eventkit._store import (
     AppendResult,
     BaseEventStore,
     EventStore,
     RecordWrite,
+    SnapshotRecord,
     StoredEventRef,
     StreamAppend,
     check_expected_version,
@@ -94,6 +97,9 @@ __all__ = [
     "RetiredEvent",
     "SQLiteEventStore",
     "SerializationError",
+    "SnapshotPolicy",
+    "SnapshotProgress",
+    "SnapshotRecord",
     "StoreError",
     "StoredEventRef",
     "StreamAppend",

@@ -1,14 +1,13 @@
 """Aggregates: consistency boundaries that check invariants and record events. No I/O."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: cattrs resolves a subclass's annotations
+# through its whole MRO, and this class's names must resolve although its __module__ is
+# set to "eventkit", whose namespace lacks them. Real objects need no resolving.
 import abc
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from collections.abc import Iterable
+from typing import Any, ClassVar, Self
 
 import attrs
-
-if TYPE_CHECKING:
-    from collections.abc import Iterable
 
 
 @attrs.define
@@ -48,9 +47,15 @@ class Aggregate(abc.ABC):
     id: str
     version: int = attrs.field(default=0, kw_only=True)
     _pending: list[Any] = attrs.field(factory=list, init=False, repr=False, eq=False)
+    # Set by the Repository when it could not use the stored snapshot, so that the next
+    # save replaces that snapshot whatever the snapshot policy says.
+    _snapshot_stale: bool = attrs.field(default=False, init=False, repr=False, eq=False)
 
     snapshot_version: ClassVar[int] = 1
-    """The version of the aggregate's stored state shape; bump it when fields change."""
+    """
+    The version of the aggregate's snapshots: bump it when fields change, or when ``apply``
+    computes state differently; snapshots of another version are ignored.
+    """
 
     @abc.abstractmethod
     def apply(self, event: Any) -> None:
