@@ -204,6 +204,11 @@ class Repository(Generic[A]):
         Returns:
             What was appended, or None when the aggregate had no pending events.
 
+        Saving is safe to retry: the pending events keep the ids they were given when
+        recorded, so if a save fails with an error whose outcome is unknown (the
+        connection dropped after the commit, say), saving the same aggregate again
+        stores nothing twice and returns what the first save appended.
+
         Raises:
             ConcurrencyError: The stream changed since the aggregate was loaded. Its
                 pending events are kept; reload and retry the command.
@@ -213,7 +218,10 @@ class Repository(Generic[A]):
             return None
         expected = aggregate.saved_version
         stream_id = self.stream_id(aggregate.id)
-        new_events = [NewEvent(event, metadata=metadata or {}) for event in pending]
+        new_events = [
+            NewEvent(event, event_id=event_id, metadata=metadata or {})
+            for event, event_id in zip(pending, aggregate.pending_event_ids, strict=True)
+        ]
         result = self.store.append(stream_id, new_events, expected_version=expected or NO_STREAM)
         aggregate.mark_saved()
         if self.snapshot_policy is not None:
