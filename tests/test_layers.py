@@ -17,8 +17,8 @@ LAYERS = {
     "_store": 3,
     "_projection_store": 3,
     "_aggregate": 4,
-    "_snapshots": 4,
-    "_repository": 5,
+    "_snapshots": 5,  # snapshots hold aggregates; the repository takes and reads them
+    "_repository": 6,
     "_projections": 5,
     "_migration": 5,
     "_backends": 6,

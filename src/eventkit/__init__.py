@@ -3,7 +3,8 @@ eventkit: event sourcing for Python.
 
 Define events (`event`) and aggregates (`Aggregate`), keep them in an event store
 (`InMemoryEventStore`, `SQLiteEventStore`), load and save them through a `Repository`,
-and build read models with a `ProjectionRunner`.
+which can keep snapshots beside the events, and build read models with a
+`ProjectionRunner`.
 """
 
 from __future__ import annotations
@@ -51,11 +52,13 @@ from eventkit._projections import (
 )
 from eventkit._repository import Repository
 from eventkit._serialization import Codec, EventRecord, NewRecord, make_converter
+from eventkit._snapshots import SnapshotPolicy, SnapshotProgress
 from eventkit._store import (
     AppendResult,
     BaseEventStore,
     EventStore,
     RecordWrite,
+    SnapshotRecord,
     StoredEventRef,
     StreamAppend,
     check_expected_version,
@@ -124,6 +127,9 @@ __all__ = [
     "RetryOnError",
     "SQLiteEventStore",
     "SerializationError",
+    "SnapshotPolicy",
+    "SnapshotProgress",
+    "SnapshotRecord",
     "StopOnError",
     "StoreError",
     "StoredEventRef",

@@ -13,7 +13,7 @@ import json
 from collections.abc import Set as AbstractSet
 from datetime import date, datetime, time
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 from uuid import UUID
 
 import cattrs
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from eventkit._upcasting import UpcastChain
 
 _EMPTY_METADATA = "{}"
+
+T = TypeVar("T")
 
 
 class NewRecord(NamedTuple):
@@ -116,6 +118,56 @@ def decode_metadata(text: str) -> dict[str, str]:
         return {}
     result: dict[str, str] = _decode_json(text)
     return result
+
+
+def encode_state(converter: cattrs.Converter, obj: object) -> str:
+    """
+    Return the attrs instance *obj* (an aggregate's state) as JSON text, via *converter*.
+
+    Fields declared with ``init=False`` are left out, as cattrs leaves them out.
+
+    Raises:
+        SerializationError: A field cannot be turned into JSON.
+    """
+    try:
+        return _encode_json(converter.unstructure(obj))
+    except (TypeError, ValueError, cattrs.BaseValidationError) as exc:
+        raise SerializationError(
+            f"cannot encode the state of {type(obj).__qualname__} as JSON: {_describe(exc)}"
+        ) from exc
+
+
+def decode_state(
+    converter: cattrs.Converter, text: str, cls: type[T], *, fields: AbstractSet[str]
+) -> T:
+    """
+    Return an instance of *cls* built from the JSON text *text*, via *converter*.
+
+    The text must hold a JSON object with exactly the keys *fields*: cattrs would fill
+    a missing field with its default and drop an unknown one, so state written before
+    the class changed would otherwise load silently wrong.
+
+    Raises:
+        SerializationError: *text* is not JSON, has other fields, or does not fit *cls*.
+    """
+    try:
+        data = _decode_json(text)
+    except ValueError as exc:
+        raise SerializationError(f"stored state is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise SerializationError(f"stored state is a JSON {type(data).__name__}, not an object")
+    if data.keys() != fields:
+        missing, unknown = sorted(fields - data.keys()), sorted(data.keys() - fields)
+        raise SerializationError(
+            f"stored state does not have the fields of {cls.__qualname__}: "
+            f"missing {missing}, unknown {unknown}"
+        )
+    try:
+        return converter.structure(data, cls)
+    except (cattrs.BaseValidationError, TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise SerializationError(
+            f"stored state does not fit {cls.__qualname__}: {_describe(exc)}"
+        ) from exc
 
 
 class Codec:

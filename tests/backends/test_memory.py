@@ -5,10 +5,10 @@ import threading
 import pytest
 
 from eventkit import InMemoryEventStore
-from eventkit.testing import EventStoreContract, ProjectionStoreContract
+from eventkit.testing import EventStoreContract, ProjectionStoreContract, SnapshotStoreContract
 
 
-class TestInMemoryEventStore(EventStoreContract, ProjectionStoreContract):
+class TestInMemoryEventStore(EventStoreContract, ProjectionStoreContract, SnapshotStoreContract):
     @pytest.fixture(name="make_store")
     def _make_store(self):
         return lambda registry: InMemoryEventStore(registry=registry)

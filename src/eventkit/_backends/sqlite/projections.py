@@ -22,6 +22,7 @@ import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from eventkit._backends.sqlite import schema
 from eventkit._backends.sqlite.connections import Boundary
 from eventkit._projection_store import (
     AppendListeners,
@@ -40,7 +41,13 @@ if TYPE_CHECKING:
     from eventkit._store import AppendResult, RecordWrite
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-_OWN_TABLES = ("events", "meta", "projection_checkpoints", "projection_dead_letters")
+# The store's own tables: those its migrations create, and the schema's bookkeeping.
+_OWN_TABLES = frozenset(
+    re.findall(
+        r"CREATE TABLE \{prefix\}(\w+)",
+        " ".join(" ".join(migration.statements) for migration in schema.MIGRATIONS),
+    )
+) | {"meta"}
 
 
 def _quote(name: str) -> str:

@@ -53,11 +53,18 @@ from eventkit._backends.sqlite.connections import (
     retry_busy,
 )
 from eventkit._backends.sqlite.projections import SQLiteProjectionStorage
+from eventkit._backends.sqlite.snapshots import (
+    SnapshotStatements,
+    snapshot_record,
+    snapshot_row,
+    stream_ids_params,
+)
 from eventkit._serialization import EventRecord
 from eventkit._store import (
     AppendResult,
     BaseEventStore,
     RecordWrite,
+    SnapshotRecord,
     StoredEventRef,
     check_expected_version,
     resolve_existing,
@@ -175,6 +182,7 @@ class SQLiteEventStore(SQLiteProjectionStorage, BaseEventStore):
     Several threads may share one store, and several processes may open the same file:
     appends are checked and ordered across all of them. `BaseEventStore.read_all`
     streams in pages, in constant memory, and filters by event type through an index.
+    Each aggregate's latest snapshot is kept in the same file.
 
     It keeps projection checkpoints and dead letters in the same file, so a
     `ProjectionRunner` whose projections write their read models through the
@@ -233,6 +241,7 @@ class SQLiteEventStore(SQLiteProjectionStorage, BaseEventStore):
         super().__init__(registry=registry, converter=converter)
         self._prefix = schema.check_prefix(table_prefix)
         self._sql = _Statements(self._prefix)
+        self._snapshot_sql = SnapshotStatements(self._prefix)
         self._synchronous = _check_synchronous(synchronous)
         timeout = _check_timeout(busy_timeout)
         # Reentrant so that reads on the one connection of an in-memory store can run
@@ -576,6 +585,24 @@ class SQLiteEventStore(SQLiteProjectionStorage, BaseEventStore):
         """Return the highest position in the store: 0 when it is empty."""
         head: int | None = self._fetch(self._sql.head, ())[0][0]
         return head or 0
+
+    def _stream_ids(self, prefix: str, after: str | None, limit: int) -> list[str]:
+        params = stream_ids_params(prefix, after, limit)
+        return [row[0] for row in self._fetch(self._snapshot_sql.stream_ids, params)]
+
+    # -- snapshots --------------------------------------------------------------------------
+
+    def _save_snapshot(self, record: SnapshotRecord) -> None:
+        conn = self._writer_for(f"save a snapshot of stream {record.stream_id!r}")
+        row = snapshot_row(record)
+        # One statement in autocommit mode is its own atomic, durable transaction.
+        with self._boundary, self._lock:
+            self._check_open()
+            retry_busy(lambda: conn.execute(self._snapshot_sql.save, row))
+
+    def _load_snapshot(self, stream_id: str) -> SnapshotRecord | None:
+        rows = self._fetch(self._snapshot_sql.load, (stream_id,))
+        return snapshot_record(rows[0]) if rows else None
 
     def close(self) -> None:
         """
