@@ -22,7 +22,7 @@ from eventkit._envelope import NewEvent, RecordedEvent
 from eventkit.exceptions import SerializationError, UnknownEventType, UpcastError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from eventkit._events import EventRegistry, EventType
 
@@ -100,7 +100,23 @@ def _describe(exc: BaseException) -> str:
 
 
 _encode_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
-_decode_json = json.JSONDecoder().decode
+_json_decoder = json.JSONDecoder()
+# The decoder's C scanner (an instance attribute, untyped in the stubs).
+_scan_json: Callable[[str, int], tuple[Any, int]] = vars(_json_decoder)["scan_once"]
+
+
+def _decode_json(text: str) -> Any:
+    # Reading is dominated by decoding, and json.loads spends most of its time around
+    # the C scanner (whitespace regexes, Python frames). Stored JSON is compact, so scan
+    # directly; anything else (whitespace, trailing text, invalid JSON) goes through the
+    # full decoder, which accepts or rejects exactly as json.loads does.
+    try:
+        value, end = _scan_json(text, 0)
+    except StopIteration:
+        end = -1
+    if end == len(text):
+        return value
+    return _json_decoder.decode(text)
 
 
 def encode_metadata(metadata: Mapping[str, str]) -> str:
@@ -159,23 +175,24 @@ class Codec:
             UpcastError: The record's schema version cannot be brought to the current one.
             SerializationError: The stored data is not valid JSON or does not fit the class.
         """
-        entry = self.registry.get(record.event_type)
+        # Unpacked once: reading fields of a NamedTuple by name costs more, per event.
+        (stream_id, version, position, event_id, event_type, schema_version, _, metadata, at) = (
+            record
+        )
+        entry = self.registry.get(event_type)
         if entry is None:
             raise UnknownEventType(
-                record.event_type,
-                schema_version=record.schema_version,
-                stream_id=record.stream_id,
-                version=record.version,
+                event_type, schema_version=schema_version, stream_id=stream_id, version=version
             )
         return RecordedEvent(
-            stream_id=record.stream_id,
-            version=record.version,
-            position=record.position,
-            event_id=record.event_id,
-            recorded_at=record.recorded_at,
-            metadata=decode_metadata(record.metadata),
-            event_type=record.event_type,
-            event=self.decode_event(record, entry),
+            stream_id,
+            version,
+            position,
+            event_id,
+            at,
+            decode_metadata(metadata),
+            event_type,
+            self.decode_event(record, entry),
         )
 
     def decode_event(self, record: EventRecord, entry: EventType) -> Any:

@@ -37,7 +37,6 @@ import sqlite3
 import threading
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
-from uuid import UUID
 
 from eventkit._backends.sqlite import schema
 from eventkit._backends.sqlite.connections import (
@@ -52,7 +51,7 @@ from eventkit._backends.sqlite.connections import (
     open_file,
     retry_busy,
 )
-from eventkit._serialization import EventRecord
+from eventkit._backends.sqlite.sql import MAX_INT, Statements, records, uuid_from_bytes
 from eventkit._store import (
     AppendResult,
     BaseEventStore,
@@ -65,11 +64,12 @@ from eventkit.exceptions import ConcurrencyError, StoreError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from uuid import UUID
 
     import cattrs
 
     from eventkit._events import EventRegistry
-    from eventkit._serialization import NewRecord
+    from eventkit._serialization import EventRecord, NewRecord
 
 # read_all fetches this many rows per query: big enough that a page's query costs little
 # per event, small enough that memory stays flat and a page's read transaction is short.
@@ -77,64 +77,6 @@ _PAGE_SIZE = 1000
 # Ids looked up per query when an append repeats stored ids (SQLite allows 999 variables
 # in a statement on old builds).
 _ID_CHUNK = 500
-_MAX_INT = 2**63 - 1
-_SELECT = (
-    "SELECT stream_id, version, position, event_id, event_type, schema_version, data, "
-    "metadata, recorded_at FROM {events}"
-)
-
-
-class _Statements:
-    """The store's SQL, spliced once with its table names (from a checked prefix)."""
-
-    head = "SELECT max(position) FROM {events}"
-    version = "SELECT max(version) FROM {events} WHERE stream_id = ?"
-    insert = (
-        "INSERT INTO {events} (position, stream_id, version, event_id, event_type, "
-        "schema_version, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    )
-    undo = "DELETE FROM {events} WHERE position > ?"
-    find_ids = "SELECT event_id, stream_id, version, position FROM {events} WHERE event_id IN "
-    read_stream = (
-        _SELECT + " WHERE stream_id = ? AND version BETWEEN ? AND ? ORDER BY version LIMIT ?"
-    )
-    read_stream_backwards = (
-        _SELECT + " WHERE stream_id = ? AND version BETWEEN ? AND ? ORDER BY version DESC LIMIT ?"
-    )
-    read_all = _SELECT + " WHERE position > ? ORDER BY position LIMIT ?"
-    read_all_of_types = _SELECT + " WHERE event_type IN ({marks}) AND position > ?"
-
-    def __init__(self, prefix: str) -> None:
-        names = {"events": f"{prefix}events", "marks": "{marks}"}
-        for attribute, template in vars(_Statements).items():
-            if not attribute.startswith("_") and isinstance(template, str):
-                setattr(self, attribute, template.format_map(names))
-
-    def read_all_of(self, count: int) -> str:
-        """Return a read_all page query for *count* event types."""
-        # SQLite reads each type's range of the (event_type, position) index in order and
-        # stops once the page is full, so a page costs the same wherever it starts.
-        marks = ", ".join("?" * count)
-        return self.read_all_of_types.format(marks=marks) + " ORDER BY position LIMIT ?"
-
-    def find(self, count: int) -> str:
-        """Return a query for where *count* event ids are stored."""
-        return self.find_ids + "(" + ", ".join("?" * count) + ")"
-
-
-def _record(row: tuple[Any, ...]) -> EventRecord:
-    stream_id, version, position, event_id, event_type, schema_version, data, meta, at = row
-    return EventRecord(
-        stream_id,
-        version,
-        position,
-        UUID(bytes=event_id),
-        event_type,
-        schema_version,
-        data,
-        meta,
-        datetime.fromisoformat(at),
-    )
 
 
 def _check_synchronous(value: object) -> Literal["FULL", "NORMAL"]:
@@ -226,7 +168,7 @@ class SQLiteEventStore(BaseEventStore):
     ) -> None:
         super().__init__(registry=registry, converter=converter)
         self._prefix = schema.check_prefix(table_prefix)
-        self._sql = _Statements(self._prefix)
+        self._sql = Statements(self._prefix)
         self._synchronous = _check_synchronous(synchronous)
         timeout = _check_timeout(busy_timeout)
         # Reentrant so that reads on the one connection of an in-memory store can run
@@ -460,7 +402,7 @@ class SQLiteEventStore(BaseEventStore):
             for event_id, stream_id, version, position in conn.execute(
                 self._sql.find(len(chunk)), chunk
             ):
-                found[UUID(bytes=event_id)] = StoredEventRef(stream_id, version, position)
+                found[uuid_from_bytes(event_id)] = StoredEventRef(stream_id, version, position)
         return found
 
     @contextlib.contextmanager
@@ -537,25 +479,24 @@ class SQLiteEventStore(BaseEventStore):
         sql = self._sql.read_stream_backwards if backwards else self._sql.read_stream
         params = (
             stream_id,
-            min(low, _MAX_INT),
-            _MAX_INT if high is None else min(high, _MAX_INT),
-            -1 if limit is None else min(limit, _MAX_INT),
+            min(low, MAX_INT),
+            MAX_INT if high is None else min(high, MAX_INT),
+            -1 if limit is None else min(limit, MAX_INT),
         )
-        return [_record(row) for row in self._fetch(sql, params)]
+        return records(self._fetch(sql, params))
 
     def _read_all(
         self, after_position: int, limit: int | None, event_types: frozenset[str] | None
     ) -> Iterator[EventRecord]:
         types = () if event_types is None else tuple(event_types)
         sql = self._sql.read_all_of(len(types)) if types else self._sql.read_all
-        after = min(after_position, _MAX_INT)
-        remaining = _MAX_INT if limit is None else limit
+        after = min(after_position, MAX_INT)
+        remaining = MAX_INT if limit is None else limit
         while remaining > 0:
             size = min(_PAGE_SIZE, remaining)
             params = (*types, after, size)
             rows = self._fetch(sql, params)
-            for row in rows:
-                yield _record(row)
+            yield from records(rows)
             if len(rows) < size:
                 return
             after = rows[-1][2]
