@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from bank import Account, as_json_dict, deposits, registry
 from harness import BASELINE, Contender, Context, benchmark
+from workload import Account, as_json_dict, deposits, registry
 
 from eventkit import NO_STREAM, Repository, SQLiteEventStore
 
