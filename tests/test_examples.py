@@ -26,3 +26,26 @@ def test_bank_account(tmp_path):
     assert "refused: cannot withdraw 1000" in out
     assert "conflict: stream 'account-ada': expected version 3, actual version 4" in out
     assert "balance now 159.50 (version 5); after the salary 250.00" in out
+
+
+def test_bank_account_reruns_on_the_file_it_is_given(tmp_path):
+    """Run twice on a path given as argument, the example starts afresh each time."""
+    path = tmp_path / "ledger.db"
+    run("bank_account.py", str(path), cwd=tmp_path)
+    out = run("bank_account.py", str(path), cwd=tmp_path)
+    assert "balance now 159.50 (version 5); after the salary 250.00" in out
+    assert f"the events are in {path}" in out
+
+
+def test_bank_account_leaves_other_files_alone(tmp_path):
+    """The example refuses to replace a file it did not write."""
+    path = tmp_path / "notes.txt"
+    path.write_text("precious")
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "bank_account.py"), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (result.returncode, path.read_text()) == (1, "precious")

@@ -88,23 +88,28 @@ def records(rows: list[Any]) -> list[EventRecord]:
     result: list[EventRecord] = []
     append = result.append
     make_uuid = uuid_from_bytes
+    new_tuple = tuple.__new__
     parse = datetime.fromisoformat
     # Events appended together share their recorded_at: parse it once per run of them.
     last_text, last_time = "", datetime.min.replace(tzinfo=UTC)
     for stream_id, version, position, event_id, event_type, schema_version, data, meta, at in rows:
         if at != last_text:
             last_text, last_time = at, parse(at)
+        # tuple.__new__ skips the Python frame of the NamedTuple's generated __new__.
         append(
-            EventRecord(
-                stream_id,
-                version,
-                position,
-                make_uuid(event_id),
-                event_type,
-                schema_version,
-                data,
-                meta,
-                last_time,
+            new_tuple(
+                EventRecord,
+                (
+                    stream_id,
+                    version,
+                    position,
+                    make_uuid(event_id),
+                    event_type,
+                    schema_version,
+                    data,
+                    meta,
+                    last_time,
+                ),
             )
         )
     return result

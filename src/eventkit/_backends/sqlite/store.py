@@ -299,16 +299,21 @@ class SQLiteEventStore(BaseEventStore):
         if self._closed:
             raise StoreError(f"SQLite event store {self._name!r} is closed")
 
-    def _writer_for(self, action: str) -> sqlite3.Connection:
+    def _writer_for(self, writes: list[RecordWrite] | None) -> sqlite3.Connection:
+        # *writes* names the action in errors: an append, or transaction() when None.
         self._check_open()
+        if self._writer is not None and self._owner != threading.get_ident():
+            return self._writer
+        if writes is None:
+            action = "open a transaction"
+        else:
+            action = f"append to stream {writes[0].stream_id!r}" if writes else "append"
         if self._writer is None:
             raise StoreError(f"SQLite event store {self._name!r} is read-only: cannot {action}")
-        if self._owner == threading.get_ident():
-            raise StoreError(
-                f"SQLite event store {self._name!r}: cannot {action} inside this thread's "
-                "store.transaction(); use the connection it yields, or append after it"
-            )
-        return self._writer
+        raise StoreError(
+            f"SQLite event store {self._name!r}: cannot {action} inside this thread's "
+            "store.transaction(); use the connection it yields, or append after it"
+        )
 
     def _begin(self, conn: sqlite3.Connection) -> None:
         if conn.in_transaction:
@@ -319,7 +324,7 @@ class SQLiteEventStore(BaseEventStore):
         retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
 
     def _append(self, writes: list[RecordWrite]) -> list[AppendResult]:
-        conn = self._writer_for(f"append to stream {writes[0].stream_id!r}" if writes else "append")
+        conn = self._writer_for(writes)
         stamp = datetime.now(UTC).isoformat(timespec="microseconds")
         boundary = Boundary(self._name)
         with boundary, self._lock:
@@ -434,7 +439,7 @@ class SQLiteEventStore(BaseEventStore):
 
         .. versionadded:: 0.1.0
         """
-        conn = self._writer_for("open a transaction")
+        conn = self._writer_for(None)
         with self._lock:
             self._check_open()
             self._owner = threading.get_ident()
