@@ -6,7 +6,8 @@ scratch folder, the number of events to use, the synchronous setting), prepares 
 shared data once, and returns its `Contender` objects: the eventkit code under test,
 the bare baseline it is compared with, and any peers. Each contender's *trial* is a
 context manager that sets up one repetition (untimed) in a fresh folder and yields the
-callable that is timed.
+callable that is timed. A peer library's module adds its contenders to benchmarks by
+name with `peer`.
 
 Contenders are timed in turns (A B C, B C A, ...) so that a slow moment of the machine
 falls on all of them alike; the report gives medians.
@@ -61,6 +62,7 @@ class Benchmark:
 
 
 REGISTRY: dict[str, Benchmark] = {}
+PEERS: dict[str, list[Callable[[Context], Contender]]] = {}
 
 
 def benchmark(
@@ -72,6 +74,18 @@ def benchmark(
         if name in REGISTRY:
             raise ValueError(f"benchmark {name!r} is registered twice")
         REGISTRY[name] = Benchmark(name, title, events, quick_events, make, target)
+        return make
+
+    return register
+
+
+def peer(
+    name: str,
+) -> Callable[[Callable[[Context], Contender]], Callable[[Context], Contender]]:
+    """Register a peer library's contender for the benchmark *name*."""
+
+    def register(make: Callable[[Context], Contender]) -> Callable[[Context], Contender]:
+        PEERS.setdefault(name, []).append(make)
         return make
 
     return register
@@ -114,7 +128,8 @@ def run(bench: Benchmark, *, quick: bool, repeat: int, synchronous: str) -> list
     with tempfile.TemporaryDirectory(prefix=f"eventkit-bench-{bench.name}-") as scratch:
         shared = Path(scratch) / "shared"
         shared.mkdir()
-        contenders = bench.make(Context(shared, events, synchronous))
+        context = Context(shared, events, synchronous)
+        contenders = bench.make(context) + [make(context) for make in PEERS.get(bench.name, [])]
         seconds: dict[str, list[float]] = {c.name: [] for c in contenders}
         for repetition in range(repeat):
             turn = repetition % len(contenders)

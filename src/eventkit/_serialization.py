@@ -14,7 +14,7 @@ from collections.abc import Set as AbstractSet
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import cattrs
 
@@ -153,18 +153,21 @@ class Codec:
             UnknownEventType: The event's class is not registered.
             SerializationError: The event could not be turned into JSON.
         """
-        new = item if isinstance(item, NewEvent) else NewEvent(item)
-        entry = self.registry.by_class(type(new.event))
+        if isinstance(item, NewEvent):
+            event, event_id, metadata = item.event, item.event_id, encode_metadata(item.metadata)
+        else:
+            # What NewEvent(item) would hold, without building one: appends of bare
+            # events are the common case, and a NewEvent costs as much as the JSON.
+            event, event_id, metadata = item, uuid4(), _EMPTY_METADATA
+        entry = self.registry.by_class(type(event))
         try:
-            data = _encode_json(self.converter.unstructure(new.event))
+            data = _encode_json(self.converter.unstructure(event))
         except (TypeError, ValueError, cattrs.BaseValidationError) as exc:
             raise SerializationError(
-                f"cannot encode {type(new.event).__qualname__} as JSON: {_describe(exc)}",
+                f"cannot encode {type(event).__qualname__} as JSON: {_describe(exc)}",
                 event_type=entry.name,
             ) from exc
-        return NewRecord(
-            new.event_id, entry.name, entry.version, data, encode_metadata(new.metadata)
-        )
+        return NewRecord(event_id, entry.name, entry.version, data, metadata)
 
     def decode(self, record: EventRecord) -> RecordedEvent[Any]:
         """

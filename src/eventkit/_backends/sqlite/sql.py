@@ -22,6 +22,10 @@ class Statements:
 
     head = "SELECT max(position) FROM {events}"
     version = "SELECT max(version) FROM {events} WHERE stream_id = ?"
+    head_and_version = (
+        "SELECT (SELECT max(position) FROM {events}), "
+        "(SELECT max(version) FROM {events} WHERE stream_id = ?)"
+    )
     insert = (
         "INSERT INTO {events} (position, stream_id, version, event_id, event_type, "
         "schema_version, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"

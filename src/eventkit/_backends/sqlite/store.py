@@ -346,11 +346,18 @@ class SQLiteEventStore(BaseEventStore):
         self, conn: sqlite3.Connection, writes: list[RecordWrite], stamp: str, boundary: Boundary
     ) -> list[AppendResult]:
         sql = self._sql
-        head: int = conn.execute(sql.head).fetchone()[0] or 0
+        if not writes:
+            return []
+        # One statement for the first stream's version and the head: most appends write
+        # one stream, and every statement counts when a transaction is this small.
+        head, actual = conn.execute(sql.head_and_version, (writes[0].stream_id,)).fetchone()
+        head = head or 0
         results = []
-        for write in writes:
+        for index, write in enumerate(writes):
             stream_id, records = write.stream_id, write.records
-            actual: int = conn.execute(sql.version, (stream_id,)).fetchone()[0] or 0
+            if index:
+                actual = conn.execute(sql.version, (stream_id,)).fetchone()[0]
+            actual = actual or 0
             try:
                 check_expected_version(stream_id, write.expected_version, actual)
             except ConcurrencyError:
