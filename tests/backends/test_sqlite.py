@@ -459,6 +459,13 @@ class TestErrors:
             store.append("s", [Noted("ok"), Noted("\ud800")])
         assert store.head_position() == 0
 
+    def test_appending_nothing_opens_no_transaction(self, path):
+        """append_many of no appends returns no results without touching the file."""
+        statements = []
+        with make_store(path, tracer=statements.append) as store:
+            statements.clear()
+            assert (store.append_many([]), statements) == ([], [])
+
     def test_a_closed_store_raises_store_error(self, store):
         """Using a closed store raises StoreError saying it is closed."""
         store.close()

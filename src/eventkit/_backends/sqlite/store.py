@@ -325,6 +325,8 @@ class SQLiteEventStore(BaseEventStore):
 
     def _append(self, writes: list[RecordWrite]) -> list[AppendResult]:
         conn = self._writer_for(writes)
+        if not writes:
+            return []
         stamp = datetime.now(UTC).isoformat(timespec="microseconds")
         boundary = Boundary(self._name)
         with boundary, self._lock:
@@ -346,8 +348,6 @@ class SQLiteEventStore(BaseEventStore):
         self, conn: sqlite3.Connection, writes: list[RecordWrite], stamp: str, boundary: Boundary
     ) -> list[AppendResult]:
         sql = self._sql
-        if not writes:
-            return []
         # One statement for the first stream's version and the head: most appends write
         # one stream, and every statement counts when a transaction is this small.
         head, actual = conn.execute(sql.head_and_version, (writes[0].stream_id,)).fetchone()
