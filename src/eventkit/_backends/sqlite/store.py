@@ -172,7 +172,7 @@ class SQLiteEventStore(BaseEventStore):
         self._synchronous = _check_synchronous(synchronous)
         timeout = _check_timeout(busy_timeout)
         # Reentrant so that reads on the one connection of an in-memory store can run
-        # inside that thread's transaction(); nested writes are refused (see _enter).
+        # inside that thread's transaction(); nested writes are refused (_writer_for).
         self._lock = threading.RLock()
         self._owner: int | None = None
         self._closed = False
@@ -188,7 +188,11 @@ class SQLiteEventStore(BaseEventStore):
             return
         self._name = os.fspath(path)
         self._boundary = Boundary(self._name)
-        if self._name in (":memory:", ""):
+        if not self._name:
+            # SQLite would make a private temporary database: an empty setting read from
+            # the environment would silently lose every event.
+            raise ValueError("path must not be empty; use ':memory:' for an in-memory store")
+        if self._name == ":memory:":
             if read_only:
                 raise ValueError("an in-memory SQLite event store cannot be read-only")
             self._read_only = False
@@ -327,7 +331,6 @@ class SQLiteEventStore(BaseEventStore):
         conn = self._writer_for(writes)
         if not writes:
             return []
-        stamp = datetime.now(UTC).isoformat(timespec="microseconds")
         boundary = Boundary(self._name)
         with boundary, self._lock:
             self._check_open()
@@ -335,7 +338,7 @@ class SQLiteEventStore(BaseEventStore):
             try:
                 self._begin(conn)
                 try:
-                    results = self._store(conn, writes, stamp, boundary)
+                    results = self._store(conn, writes, boundary)
                     conn.execute("COMMIT")
                 except BaseException:
                     _rollback(conn)
@@ -345,9 +348,11 @@ class SQLiteEventStore(BaseEventStore):
         return results
 
     def _store(
-        self, conn: sqlite3.Connection, writes: list[RecordWrite], stamp: str, boundary: Boundary
+        self, conn: sqlite3.Connection, writes: list[RecordWrite], boundary: Boundary
     ) -> list[AppendResult]:
         sql = self._sql
+        # Taken under the write lock, so that recorded_at never decreases along positions.
+        stamp = datetime.now(UTC).isoformat(timespec="microseconds")
         # One statement for the first stream's version and the head: most appends write
         # one stream, and every statement counts when a transaction is this small.
         head, actual = conn.execute(sql.head_and_version, (writes[0].stream_id,)).fetchone()
