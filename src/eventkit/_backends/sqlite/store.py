@@ -45,11 +45,15 @@ from eventkit._backends.sqlite.connections import (
     Readers,
     Shared,
     check_folder,
+    check_synchronous,
+    check_timeout,
     configure,
+    connection_name,
     fetch_all,
     file_is_read_only,
     open_file,
     retry_busy,
+    rollback,
 )
 from eventkit._backends.sqlite.sql import MAX_INT, Statements, records, uuid_from_bytes
 from eventkit._store import (
@@ -77,34 +81,6 @@ _PAGE_SIZE = 1000
 # Ids looked up per query when an append repeats stored ids (SQLite allows 999 variables
 # in a statement on old builds).
 _ID_CHUNK = 500
-
-
-def _check_synchronous(value: object) -> Literal["FULL", "NORMAL"]:
-    if value == "FULL" or value == "NORMAL":  # noqa: PLR1714 (narrows the Literal for mypy)
-        return value
-    raise ValueError(f"synchronous must be 'FULL' or 'NORMAL', got {value!r}")
-
-
-def _check_timeout(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(f"busy_timeout must be a number of seconds >= 0, got {value!r}")
-    return float(value)
-
-
-def _connection_name(conn: sqlite3.Connection) -> str:
-    try:
-        rows = conn.execute("PRAGMA database_list").fetchall()
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot use the SQLite connection {conn!r}: {exc}") from exc
-    main = next((row[2] for row in rows if row[1] == "main"), "")
-    return main or ":memory:"
-
-
-def _rollback(conn: sqlite3.Connection) -> None:
-    # A rollback that fails (the connection broke) must not hide the error that caused it.
-    if conn.in_transaction:
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")
 
 
 class SQLiteEventStore(BaseEventStore):
@@ -169,8 +145,8 @@ class SQLiteEventStore(BaseEventStore):
         super().__init__(registry=registry, converter=converter)
         self._prefix = schema.check_prefix(table_prefix)
         self._sql = Statements(self._prefix)
-        self._synchronous = _check_synchronous(synchronous)
-        timeout = _check_timeout(busy_timeout)
+        self._synchronous = check_synchronous(synchronous)
+        timeout = check_timeout(busy_timeout)
         # Reentrant so that reads on the one connection of an in-memory store can run
         # inside that thread's transaction(); nested writes are refused (_writer_for).
         self._lock = threading.RLock()
@@ -180,7 +156,7 @@ class SQLiteEventStore(BaseEventStore):
         self._owns_writer = True
         self._readers: Readers
         if isinstance(path, sqlite3.Connection):
-            self._name = _connection_name(path)
+            self._name = connection_name(path)
             self._boundary = Boundary(self._name)
             self._owns_writer = False
             self._read_only = bool(read_only)
@@ -263,7 +239,7 @@ class SQLiteEventStore(BaseEventStore):
                 schema.migrate(conn, self._name, self._prefix)
                 conn.execute("COMMIT")
             except BaseException:
-                _rollback(conn)
+                rollback(conn)
                 raise
 
     def _check_schema(self, conn: sqlite3.Connection) -> None:
@@ -341,7 +317,7 @@ class SQLiteEventStore(BaseEventStore):
                     results = self._store(conn, writes, boundary)
                     conn.execute("COMMIT")
                 except BaseException:
-                    _rollback(conn)
+                    rollback(conn)
                     raise
             finally:
                 self._owner = None
@@ -461,7 +437,7 @@ class SQLiteEventStore(BaseEventStore):
                 try:
                     yield conn
                 except BaseException:
-                    _rollback(conn)
+                    rollback(conn)
                     raise
                 if not conn.in_transaction:
                     raise StoreError(
@@ -473,7 +449,7 @@ class SQLiteEventStore(BaseEventStore):
                     try:
                         conn.execute("COMMIT")
                     except BaseException:  # pragma: no cover (COMMIT fails on I/O errors only)
-                        _rollback(conn)
+                        rollback(conn)
                         raise
             finally:
                 self._owner = None
