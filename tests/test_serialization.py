@@ -215,7 +215,7 @@ class TestStoredJson:
     """Stored JSON is read exactly as json.loads reads it, however it was written."""
 
     def test_whitespace_around_stored_json_is_accepted(self, codec):
-        """JSON written by other tools, with spaces and newlines around it, decodes."""
+        """JSON written by other programs, with spaces and newlines around it, decodes."""
         record = stored(NewRecord(uuid.uuid4(), "tests.Plain", 1, ' \n{"value": 1.5} \n', "{}"))
         assert codec.decode(record).event == Plain(1.5)
 
