@@ -49,8 +49,8 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 docs: $(STAMP)
-	$(BIN)/sphinx-build -n -T -W --keep-going -q -b html docs docs/_build/html
-	$(BIN)/sphinx-build -n -T -W --keep-going -q -b doctest docs docs/_build/doctest
+	$(BIN)/sphinx-build -E -n -T -W --keep-going -q -b html docs docs/_build/html
+	$(BIN)/sphinx-build -E -n -T -W --keep-going -q -b doctest docs docs/_build/doctest
 
 demo: $(STAMP)
 	$(BIN)/python examples/bank_account.py

@@ -1,6 +1,8 @@
 """Sphinx configuration for the eventkit docs."""
 
+import doctest
 from importlib.metadata import version as _version
+from pathlib import Path
 
 project = "eventkit"
 author = "The eventkit developers"
@@ -33,6 +35,11 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(Exception|BaseException|ValueError|TypeError|LookupError)"),
     (r"py:.*", r"eventkit\._.*"),
 ]
+
+# Exception messages in the docs are checked too: Sphinx ignores their detail by default.
+doctest_default_flags = doctest.ELLIPSIS | doctest.DONT_ACCEPT_TRUE_FOR_1
+# Tutorial pages continue the story of earlier pages with `_replay.replay`.
+doctest_path = [str(Path(__file__).parent)]
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"

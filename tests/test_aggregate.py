@@ -1,6 +1,7 @@
 """Aggregates: recording, applying, replaying; properties over random command sequences."""
 
 import contextlib
+import typing
 from decimal import Decimal
 
 import attrs
@@ -64,6 +65,15 @@ class TestAggregate:
         live = Account("a")
         live.open("ada")
         assert live == Account("a").replay([AccountOpened("ada")])
+
+    def test_type_hints_of_a_subclass_resolve(self):
+        """The base class's annotations resolve although it presents itself as eventkit's."""
+        hints = typing.get_type_hints(Account)
+        assert (hints["id"], hints["snapshot_version"], hints["balance"]) == (
+            str,
+            typing.ClassVar[int],
+            Decimal,
+        )
 
     def test_apply_is_abstract(self):
         """An Aggregate subclass without apply() cannot be instantiated."""

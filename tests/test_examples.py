@@ -49,3 +49,14 @@ def test_bank_account_leaves_other_files_alone(tmp_path):
         check=False,
     )
     assert (result.returncode, path.read_text()) == (1, "precious")
+
+
+def test_schema_evolution(tmp_path):
+    """Rows written by releases 1 and 2 stay as written and read at release 3's shape."""
+    out = run("schema_evolution.py", cwd=tmp_path)
+    assert '2. MoneyDeposited v1 {"amount":"100.00","note":"opening deposit"}' in out
+    assert "1. AccountOpened: owner ada" in out
+    assert "2. MoneyDeposited: 100.00 EUR (opening deposit), booked when recorded" in out
+    assert "3. MoneyDeposited: 20.00 CHF (birthday), booked when recorded" in out
+    assert "4. MoneyDeposited: 5 EUR (refund), booked 2024-01-31" in out
+    assert "verified 4 events: 4 load, 0 fail" in out

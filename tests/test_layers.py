@@ -9,15 +9,17 @@ SRC = pathlib.Path(__file__).parent.parent / "src" / "eventkit"
 # or of its own number when listed in SAME_LAYER_OK.
 LAYERS = {
     "exceptions": 0,
+    # Pure chain logic over plain data, below the registry that stores the upcasters.
+    "_upcasting": 0.5,
     "_events": 1,
     "_envelope": 1,
     "_serialization": 2,
-    "_upcasting": 2,
     "_store": 3,
     "_aggregate": 4,
-    "_snapshots": 4,
-    "_repository": 5,
+    "_snapshots": 5,  # snapshots hold aggregates; the repository takes and reads them
+    "_repository": 6,
     "_projections": 5,
+    "_migration": 5,
     "_backends": 6,
     "_cli": 7,
     "testing": 7,

@@ -12,10 +12,24 @@ from eventkit import (
     ConcurrencyError,
     InMemoryEventStore,
     Repository,
+    StoreError,
     StreamNotFound,
     VersionNotFoundError,
 )
 from tests.bank import Account, AccountOpened, MoneyDeposited, registry
+
+
+class LosesFirstResponse(InMemoryEventStore):
+    """Commits every append, but reports the first one as failed, like a dropped link."""
+
+    first_ids: tuple = ()
+
+    def _append(self, writes):
+        results = super()._append(writes)
+        if not self.first_ids:
+            self.first_ids = tuple(r.event_id for w in writes for r in w.records)
+            raise StoreError("connection lost after commit")
+        return results
 
 
 @pytest.fixture(name="store")
@@ -72,6 +86,29 @@ class TestRepository:
             {"correlation_id": "req-9"}
         ] * 2
 
+    def test_a_save_retried_after_a_lost_response_stores_nothing_twice(self):
+        """Saving again after an append that committed but reported an error is a retry."""
+        store = LosesFirstResponse(registry=registry)
+        accounts = Repository(store, Account)
+        account = Account("1")
+        account.open("ada")
+        account.deposit(Decimal(5))
+        with pytest.raises(StoreError):
+            accounts.save(account)
+        result = accounts.save(account)
+        assert (result.version, store.stream_version("1"), account.pending_events) == (2, 2, ())
+        assert [r.event_id for r in store.read_stream("1")] == list(store.first_ids)
+
+    def test_pending_events_keep_their_ids_until_saved(self):
+        """Each recorded event gets an id once; it is the id the event is stored with."""
+        store = InMemoryEventStore(registry=registry)
+        account = Account("1")
+        account.open("ada")
+        ids = account.pending_event_ids
+        assert (len(ids), account.pending_event_ids) == (1, ids)
+        Repository(store, Account).save(account)
+        assert (store.read_stream("1")[0].event_id, account.pending_event_ids) == (ids[0], ())
+
     def test_a_concurrent_change_raises_and_keeps_pending_events(self, accounts):
         """Saving a stale copy raises ConcurrencyError; its pending events survive."""
         opened(accounts)
@@ -113,7 +150,7 @@ class TestRepository:
     def test_load_at_version_zero_is_refused(self, accounts):
         """at_version must be >= 1."""
         opened(accounts)
-        with pytest.raises(ValueError, match="to_version"):
+        with pytest.raises(ValueError, match="at_version"):
             accounts.load("1", at_version=0)
 
     def test_exists(self, accounts):

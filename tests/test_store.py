@@ -1,6 +1,7 @@
-"""The pure rules every backend shares: expected versions and idempotent retries."""
+"""The rules every backend shares: expected versions, idempotent retries, valid snapshots."""
 
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 
@@ -11,8 +12,10 @@ from eventkit import (
     AppendResult,
     ConcurrencyError,
     DuplicateEventIdError,
+    InMemoryEventStore,
     NewRecord,
     RecordWrite,
+    SnapshotRecord,
     StoredEventRef,
     StreamAppend,
     check_expected_version,
@@ -106,3 +109,50 @@ class TestStreamAppend:
         """A lone event instead of a list is refused with advice."""
         with pytest.raises(TypeError, match="wrap it in a list"):
             StreamAppend("s", MoneyDeposited(1))
+
+
+def snapshot(**changes):
+    record = SnapshotRecord(
+        "s", "Account", 3, uuid.uuid4(), 1, "{}", datetime(2024, 1, 1, tzinfo=UTC), 0.5
+    )
+    return record._replace(**changes)
+
+
+class TestSaveSnapshotValidation:
+    @pytest.mark.parametrize(
+        ("changes", "error", "message"),
+        [
+            ({"stream_id": ""}, ValueError, "stream_id"),
+            ({"aggregate_type": ""}, ValueError, "aggregate_type"),
+            ({"aggregate_type": None}, ValueError, "aggregate_type"),
+            ({"version": 0}, ValueError, "version"),
+            ({"version": "3"}, ValueError, "version"),
+            ({"snapshot_version": 0}, ValueError, "snapshot_version"),
+            ({"event_id": str(uuid.uuid4())}, TypeError, "event_id"),
+            ({"state": {"id": "1"}}, TypeError, "state"),
+            ({"taken_at": "2024-01-01T00:00:00+00:00"}, ValueError, "taken_at"),
+            ({"build_seconds": True}, TypeError, "build_seconds"),
+            ({"build_seconds": "1.5"}, TypeError, "build_seconds"),
+            ({"build_seconds": -1.0}, ValueError, "build_seconds"),
+            ({"build_seconds": float("inf")}, ValueError, "build_seconds"),
+        ],
+    )
+    def test_a_bad_field_is_refused_naming_it(self, changes, error, message):
+        """save_snapshot refuses a record with a bad field, naming the field, storing nothing."""
+        store = InMemoryEventStore()
+        with pytest.raises(error, match=message):
+            store.save_snapshot(snapshot(**changes))
+        assert store.load_snapshot(snapshot(**changes).stream_id or "s") is None
+
+    def test_something_other_than_a_record_is_refused(self):
+        """save_snapshot takes a SnapshotRecord, not a tuple or a dict."""
+        with pytest.raises(TypeError, match="expected a SnapshotRecord, got tuple"):
+            InMemoryEventStore().save_snapshot(tuple(snapshot()))  # type: ignore[arg-type]
+
+    def test_an_integer_build_time_is_accepted(self):
+        """build_seconds may be an int: it is a number of seconds."""
+        store = InMemoryEventStore()
+        store.save_snapshot(snapshot(build_seconds=2))
+        assert store.load_snapshot("s") == snapshot(build_seconds=2)._replace(
+            event_id=store.load_snapshot("s").event_id
+        )

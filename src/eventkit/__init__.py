@@ -2,7 +2,8 @@
 eventkit: event sourcing for Python.
 
 Define events (`event`) and aggregates (`Aggregate`), keep them in an event store
-(`InMemoryEventStore`, `SQLiteEventStore`), load and save them through a `Repository`.
+(`InMemoryEventStore`, `SQLiteEventStore`), load and save them through a `Repository`,
+which can keep snapshots beside the events.
 """
 
 from __future__ import annotations
@@ -22,18 +23,36 @@ from eventkit._envelope import (
     RecordedEvent,
     StreamState,
 )
-from eventkit._events import EventRegistry, EventType, default_registry, event
+from eventkit._events import EventRegistry, EventType, default_registry, event, upcaster
+from eventkit._migration import (
+    MigrationReport,
+    VerifyFailure,
+    VerifyGroup,
+    VerifyReport,
+    migrate,
+    verify,
+)
 from eventkit._repository import Repository
 from eventkit._serialization import Codec, EventRecord, NewRecord, make_converter
+from eventkit._snapshots import SnapshotPolicy, SnapshotProgress
 from eventkit._store import (
     AppendResult,
     BaseEventStore,
     EventStore,
     RecordWrite,
+    SnapshotRecord,
     StoredEventRef,
     StreamAppend,
     check_expected_version,
     resolve_existing,
+)
+from eventkit._upcasting import (
+    ContextUpcaster,
+    RetiredEvent,
+    UpcastChain,
+    UpcastContext,
+    Upcaster,
+    UpcastStep,
 )
 from eventkit.exceptions import (
     ConcurrencyError,
@@ -58,6 +77,7 @@ __all__ = [
     "BaseEventStore",
     "Codec",
     "ConcurrencyError",
+    "ContextUpcaster",
     "DuplicateEventIdError",
     "EventKitError",
     "EventRecord",
@@ -66,6 +86,7 @@ __all__ = [
     "EventType",
     "ExpectedVersion",
     "InMemoryEventStore",
+    "MigrationReport",
     "NewEvent",
     "NewRecord",
     "ProjectionError",
@@ -73,22 +94,36 @@ __all__ = [
     "RecordedEvent",
     "RegistrationError",
     "Repository",
+    "RetiredEvent",
     "SQLiteEventStore",
     "SerializationError",
+    "SnapshotPolicy",
+    "SnapshotProgress",
+    "SnapshotRecord",
     "StoreError",
     "StoredEventRef",
     "StreamAppend",
     "StreamNotFound",
     "StreamState",
     "UnknownEventType",
+    "UpcastChain",
+    "UpcastContext",
     "UpcastError",
+    "UpcastStep",
+    "Upcaster",
+    "VerifyFailure",
+    "VerifyGroup",
+    "VerifyReport",
     "VersionNotFoundError",
     "check_expected_version",
     "default_registry",
     "event",
     "exceptions",
     "make_converter",
+    "migrate",
     "resolve_existing",
+    "upcaster",
+    "verify",
 ]
 
 # Reprs, tracebacks and the docs name the public path (eventkit.Repository), not the

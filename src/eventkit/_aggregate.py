@@ -1,14 +1,14 @@
 """Aggregates: consistency boundaries that check invariants and record events. No I/O."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: cattrs resolves a subclass's annotations
+# through its whole MRO, and this class's names must resolve although its __module__ is
+# set to "eventkit", whose namespace lacks them. Real objects need no resolving.
 import abc
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+import uuid
+from collections.abc import Iterable
+from typing import Any, ClassVar, Self
 
 import attrs
-
-if TYPE_CHECKING:
-    from collections.abc import Iterable
 
 
 @attrs.define
@@ -48,9 +48,18 @@ class Aggregate(abc.ABC):
     id: str
     version: int = attrs.field(default=0, kw_only=True)
     _pending: list[Any] = attrs.field(factory=list, init=False, repr=False, eq=False)
+    # Each recorded event's id is chosen once, when it is recorded, so that a save retried
+    # after a lost response re-sends the same ids and the store recognises the retry.
+    _pending_ids: list[uuid.UUID] = attrs.field(factory=list, init=False, repr=False, eq=False)
+    # Set by the Repository when it could not use the stored snapshot, so that the next
+    # save replaces that snapshot whatever the snapshot policy says.
+    _snapshot_stale: bool = attrs.field(default=False, init=False, repr=False, eq=False)
 
     snapshot_version: ClassVar[int] = 1
-    """The version of the aggregate's stored state shape; bump it when fields change."""
+    """
+    The version of the aggregate's snapshots: bump it when fields change, or when ``apply``
+    computes state differently; snapshots of another version are ignored.
+    """
 
     @abc.abstractmethod
     def apply(self, event: Any) -> None:
@@ -64,12 +73,24 @@ class Aggregate(abc.ABC):
         """
         self.apply(event)
         self._pending.append(event)
+        self._pending_ids.append(uuid.uuid4())
         self.version += 1
 
     @property
     def pending_events(self) -> tuple[Any, ...]:
         """The events recorded since the aggregate was loaded or last saved."""
         return tuple(self._pending)
+
+    @property
+    def pending_event_ids(self) -> tuple[uuid.UUID, ...]:
+        """
+        The ids the pending events will be stored with, in the same order.
+
+        Chosen when each event is recorded and kept until it is saved, so saving the
+        same aggregate again after an error whose outcome is unknown (a lost
+        connection, a timeout) is recognised by the store as a retry, not a conflict.
+        """
+        return tuple(self._pending_ids)
 
     @property
     def saved_version(self) -> int:
@@ -83,6 +104,7 @@ class Aggregate(abc.ABC):
         The `Repository` calls this after a successful save.
         """
         self._pending.clear()
+        self._pending_ids.clear()
 
     def replay(self, events: Iterable[Any]) -> Self:
         """

@@ -66,7 +66,9 @@ class NewEvent:
     Args:
         event: An instance of a registered event class.
         event_id: The event's unique id; a random UUID when omitted. Re-appending
-            events with the same ids to the same stream stores nothing new.
+            already stored events (same ids, same stream, same order, and an expected
+            version the first append satisfied) stores nothing and succeeds; see
+            `resolve_existing` for the exact rule and the errors otherwise.
         metadata: Strings to store beside the event.
 
     .. versionadded:: 0.1.0
@@ -92,8 +94,10 @@ class RecordedEvent(Generic[E]):
         event_id: The event's unique id.
         recorded_at: When the store recorded the event (UTC).
         metadata: The strings stored beside the event.
-        event_type: The stored type name.
-        event: The domain event, at its class's current schema version.
+        event_type: The event's type name: the stored one, or the name an upcaster
+            renamed it to.
+        event: The domain event, at its class's current schema version (a
+            `RetiredEvent` for a retired type).
 
     .. versionadded:: 0.1.0
     """

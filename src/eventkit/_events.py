@@ -1,18 +1,34 @@
-"""Domain events: the `event` decorator and the registry of type names."""
+"""
+Domain events: the `event` and `upcaster` decorators and the registry they fill.
+
+The registry keeps event classes, upcasters and retired type names as plain data;
+building and checking upcaster chains is `_upcasting`'s work.
+"""
 
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import attrs
 
+from eventkit._upcasting import (
+    ContextUpcaster,
+    UpcastChain,
+    Upcaster,
+    UpcastStep,
+    build_chain,
+    check_chains,
+    qualified_name,
+)
 from eventkit.exceptions import RegistrationError, UnknownEventType
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
 T = TypeVar("T")
+U = TypeVar("U", bound=Upcaster)
+C = TypeVar("C", bound=ContextUpcaster)
 
 
 @attrs.frozen
@@ -24,6 +40,8 @@ class EventType:
         name: The type name stored with every event of this type.
         version: The current schema version; new events are written with it.
         cls: The attrs class that events of this type are structured into.
+        oldest_version: The oldest schema version that may be stored; upcasters must
+            lead from it to *version*.
 
     .. versionadded:: 0.1.0
     """
@@ -31,6 +49,7 @@ class EventType:
     name: str
     version: int
     cls: type[Any]
+    oldest_version: int = 1
 
 
 def _qualified(cls: type[Any]) -> str:
@@ -48,12 +67,23 @@ class EventRegistry:
     same class again under the same name (as ``importlib.reload`` does) replaces the
     entry; anything else that reuses a name or a class raises `RegistrationError`.
 
+    The registry also keeps the upcasters that `upcaster` registers and the type
+    names that `retire` retires. Events and upcasters register at import time in any
+    order, so chains are checked as a whole by `check`, which every store calls when
+    it is built.
+
     .. versionadded:: 0.1.0
     """
 
     def __init__(self) -> None:
         self._by_name: dict[str, EventType] = {}
         self._by_class: dict[type[Any], EventType] = {}
+        self._steps: dict[tuple[str, int], UpcastStep] = {}
+        self._retired: set[str] = set()
+        # Chains are rebuilt only after a registration: old events of one type and
+        # version all follow the same chain.
+        self._chains: dict[tuple[str, int], UpcastChain] = {}
+        self._generation = 0
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -70,20 +100,35 @@ class EventRegistry:
     def __len__(self) -> int:
         return len(self._by_name)
 
-    def register(self, cls: type[Any], name: str, version: int = 1) -> EventType:
+    def register(
+        self, cls: type[Any], name: str, version: int = 1, *, oldest_version: int = 1
+    ) -> EventType:
         """
         Register *cls* under the type name *name* at schema version *version*.
+
+        Args:
+            cls: The attrs class.
+            name: The stable type name.
+            version: The class's current schema version.
+            oldest_version: The oldest schema version that may be stored (see `event`).
 
         Returns:
             The new registry entry.
 
         Raises:
-            RegistrationError: *cls* is not an attrs class, *name* or *version* is
-                invalid, or the name or class is already registered differently.
+            RegistrationError: *cls* is not an attrs class, *name* or a version is
+                invalid, *name* is retired, or the name or class is already registered
+                differently.
         """
         _check_registration(cls, name, version)
-        entry = EventType(name, version, cls)
+        _check_oldest_version(cls, name, version, oldest_version)
+        entry = EventType(name, version, cls, oldest_version)
         with self._lock:
+            if name in self._retired:
+                raise RegistrationError(
+                    f"cannot register {_qualified(cls)} as event type {name!r}: that name "
+                    "is retired"
+                )
             existing = self._by_name.get(name)
             if existing is not None and existing.cls is not cls:
                 if _qualified(existing.cls) != _qualified(cls):
@@ -101,7 +146,140 @@ class EventRegistry:
                 )
             self._by_name[name] = entry
             self._by_class[cls] = entry
+            self._changed()
         return entry
+
+    def add_upcaster(
+        self,
+        func: Upcaster | ContextUpcaster,
+        name: str,
+        from_version: int,
+        *,
+        to: str | None = None,
+        context: bool = False,
+    ) -> UpcastStep:
+        """
+        Register *func* as the upcaster of type *name* from schema version *from_version*.
+
+        `upcaster` is the decorator form; see it for the arguments.
+
+        Returns:
+            The registered step.
+
+        Raises:
+            RegistrationError: An argument is invalid, or another upcaster is already
+                registered for (*name*, *from_version*).
+        """
+        _check_upcaster(func, name, from_version, to)
+        step = UpcastStep(name, from_version, func, name if to is None else to, context)
+        with self._lock:
+            existing = self._steps.get((name, from_version))
+            # The same function defined again (a module reload) replaces the old one.
+            if existing is not None and existing.qualname != step.qualname:
+                raise RegistrationError(
+                    f"event type {name!r} already has an upcaster from version "
+                    f"{from_version}, {existing.qualname}; cannot register {step.qualname} too"
+                )
+            self._steps[name, from_version] = step
+            self._changed()
+        return step
+
+    def upcast_step(self, name: str, from_version: int) -> UpcastStep | None:
+        """Return the upcaster registered for type *name* from *from_version*, or None."""
+        return self._steps.get((name, from_version))
+
+    def upcast_steps(self) -> tuple[UpcastStep, ...]:
+        """Return every registered upcaster."""
+        return tuple(self._steps.values())
+
+    def retire(self, name: str) -> None:
+        """
+        Mark the type name *name* as retired: its stored events read as `RetiredEvent`.
+
+        Retire a type when its class is gone but its events stay in the store. Reading
+        them does not fail, stream versions stay whole, and aggregates and projections
+        that ``match`` on event classes pass over them. Retiring a name twice is harmless.
+
+        Raises:
+            RegistrationError: *name* is not a valid type name, or a class is
+                registered under it (remove the class first).
+
+        .. versionadded:: 0.1.0
+        """
+        _check_name(name, f"cannot retire {name!r}")
+        with self._lock:
+            entry = self._by_name.get(name)
+            if entry is not None:
+                raise RegistrationError(
+                    f"cannot retire event type {name!r}: {_qualified(entry.cls)} is "
+                    "registered under it"
+                )
+            self._retired.add(name)
+            self._changed()
+
+    def is_retired(self, name: str) -> bool:
+        """Return whether the type name *name* is retired."""
+        return name in self._retired
+
+    def chain(self, name: str, version: int) -> UpcastChain:
+        """
+        Return the upcaster chain for events stored as type *name* at schema *version*.
+
+        The chain is empty for a current version, and describes its ``problem`` when it
+        cannot reach a registered class.
+        """
+        key = (name, version)
+        found = self._chains.get(key)
+        if found is None:
+            generation = self._generation
+            found = build_chain(self, name, version)
+            with self._lock:
+                # A chain built while another thread registered may be stale: not kept.
+                if generation == self._generation:
+                    self._chains[key] = found
+        return found
+
+    def old_names(self, name: str) -> frozenset[str]:
+        """
+        Return the type names whose stored events are renamed to *name* by upcasters.
+
+        Reading events "of type *name*" (`BaseEventStore.read_all` with *event_types*)
+        also reads events stored under these names.
+        """
+        found: set[str] = set()
+        targets = {name}
+        while targets:
+            sources = {
+                step.event_type
+                for step in self._steps.values()
+                if step.to in targets and step.event_type != step.to
+            }
+            targets = sources - found - {name}
+            found |= targets
+        return frozenset(found)
+
+    def _changed(self) -> None:
+        # Called under the lock by every registration.
+        self._generation += 1
+        self._chains.clear()
+
+    def check(self) -> None:
+        """
+        Check that events stored at any known schema version can still be read.
+
+        Every store calls this when it is built, so a broken chain fails at start-up
+        rather than on the first old event. Call it yourself after registering events
+        or upcasters later than that.
+
+        Raises:
+            RegistrationError: Naming every problem: a type with no upcaster from some
+                version between its ``oldest_version`` and its current version, an
+                upcaster from a version at or past its type's current version, an
+                upcaster for a retired type, or one whose chain leads to an unknown name.
+
+        .. versionadded:: 0.1.0
+        """
+        check_chains(self, list(self), self.upcast_steps())
 
     def by_name(self, name: str) -> EventType:
         """
@@ -138,6 +316,36 @@ class EventRegistry:
         return self._by_name.get(name)
 
 
+def _check_name(name: object, prefix: str) -> None:
+    if not isinstance(name, str) or not name or name != name.strip():
+        raise RegistrationError(
+            f"{prefix}: event type name must be a non-empty string without surrounding "
+            f"whitespace, got {name!r}"
+        )
+
+
+def _check_oldest_version(cls: type[Any], name: str, version: int, oldest: object) -> None:
+    if isinstance(oldest, bool) or not isinstance(oldest, int) or not 1 <= oldest <= version:
+        raise RegistrationError(
+            f"cannot register {_qualified(cls)} as event type {name!r}: oldest_version must "
+            f"be an integer from 1 to the version {version}, got {oldest!r}"
+        )
+
+
+def _check_upcaster(func: object, name: object, from_version: object, to: object) -> None:
+    shown = qualified_name(func)
+    if not callable(func):
+        raise RegistrationError(f"cannot register {func!r} as an upcaster: it is not callable")
+    _check_name(name, f"cannot register upcaster {shown}")
+    if isinstance(from_version, bool) or not isinstance(from_version, int) or from_version < 1:
+        raise RegistrationError(
+            f"cannot register upcaster {shown} for {name!r}: from_version must be an "
+            f"integer >= 1, got {from_version!r}"
+        )
+    if to is not None:
+        _check_name(to, f"cannot register upcaster {shown} for {name!r} (to=)")
+
+
 def _check_registration(cls: object, name: object, version: object) -> None:
     if not isinstance(cls, type) or not attrs.has(cls):
         shown = _qualified(cls) if isinstance(cls, type) else repr(cls)
@@ -145,11 +353,7 @@ def _check_registration(cls: object, name: object, version: object) -> None:
             f"cannot register {shown} as event type {name!r}: events must be attrs classes "
             "(put @event(...) above @attrs.frozen)"
         )
-    if not isinstance(name, str) or not name or name != name.strip():
-        raise RegistrationError(
-            f"cannot register {_qualified(cls)}: event type name must be a non-empty string "
-            f"without surrounding whitespace, got {name!r}"
-        )
+    _check_name(name, f"cannot register {_qualified(cls)}")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise RegistrationError(
             f"cannot register {_qualified(cls)} as event type {name!r}: version must be an "
@@ -162,13 +366,17 @@ default_registry = EventRegistry()
 
 
 def event(
-    name: str, *, version: int = 1, registry: EventRegistry | None = None
+    name: str,
+    *,
+    version: int = 1,
+    oldest_version: int = 1,
+    registry: EventRegistry | None = None,
 ) -> Callable[[type[T]], type[T]]:
     """
     Register an attrs class as a domain event under a stable type name.
 
     The name is what gets stored, so renaming or moving the class does not break old
-    events. Bump *version* when the stored shape changes, and register an upcaster
+    events. Bump *version* when the stored shape changes, and register an `upcaster`
     from the previous version.
 
     Example:
@@ -183,18 +391,96 @@ def event(
     Args:
         name: The stable type name stored with each event.
         version: The schema version of the class as written now (default 1).
+        oldest_version: The oldest schema version that may be stored (default 1).
+            `EventRegistry.check` requires an upcaster from each version from this
+            one up to *version*. Raise it when older events were never stored under
+            this name (a type renamed at version 3 starts at 3), or no longer are
+            (after `migrate`), and their upcasters are deleted.
         registry: Where to register; `default_registry` when omitted.
 
     Raises:
-        RegistrationError: At import time, when the class is not an attrs class, or
-            the name or class is already registered differently.
+        RegistrationError: At import time, when the class is not an attrs class, the
+            name is retired, or the name or class is already registered differently.
 
     .. versionadded:: 0.1.0
     """
     target = default_registry if registry is None else registry
 
     def decorate(cls: type[T]) -> type[T]:
-        target.register(cls, name, version)
+        target.register(cls, name, version, oldest_version=oldest_version)
         return cls
+
+    return decorate
+
+
+@overload
+def upcaster(
+    name: str,
+    from_version: int,
+    *,
+    to: str | None = None,
+    context: Literal[False] = False,
+    registry: EventRegistry | None = None,
+) -> Callable[[U], U]: ...
+
+
+@overload
+def upcaster(
+    name: str,
+    from_version: int,
+    *,
+    to: str | None = None,
+    context: Literal[True],
+    registry: EventRegistry | None = None,
+) -> Callable[[C], C]: ...
+
+
+def upcaster(
+    name: str,
+    from_version: int,
+    *,
+    to: str | None = None,
+    context: bool = False,
+    registry: EventRegistry | None = None,
+) -> Callable[[Any], Any]:
+    """
+    Register a function that upgrades stored data of type *name* by one schema version.
+
+    The function takes the data stored at *from_version* (a dict, as decoded from
+    JSON) and returns it at ``from_version + 1``. It may change the dict it is given.
+    On read, old data goes through the upcasters from its stored version to the
+    class's current one; stored rows are never rewritten.
+
+    Example:
+        .. code-block:: python
+
+            @upcaster("MoneyDeposited", 1)
+            def money_deposited_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+                return {**data, "memo": ""}
+
+    Args:
+        name: The stored type name the upcaster reads.
+        from_version: The schema version it reads; it returns ``from_version + 1``.
+        to: A new type name for the result, when the type was renamed: events stored
+            as *name* then load as the class registered under *to* (whose versions
+            continue from ``from_version + 1``). Only a name that no class uses any
+            more can be renamed.
+        context: When True, the function also receives an `UpcastContext` (the
+            event's stream, version, id, recording time and metadata, read-only):
+            ``def f(data, context) -> dict``.
+        registry: Where to register; `default_registry` when omitted.
+
+    Raises:
+        RegistrationError: At import time, when an argument is invalid or another
+            upcaster is registered for (*name*, *from_version*). Gaps in a chain are
+            found by `EventRegistry.check`, when a store is built.
+
+    .. versionadded:: 0.1.0
+    """
+    target = default_registry if registry is None else registry
+
+    def decorate(func: Any) -> Any:
+        target.add_upcaster(func, name, from_version, to=to, context=context)
+        return func
 
     return decorate

@@ -13,20 +13,24 @@ import json
 from collections.abc import Set as AbstractSet
 from datetime import date, datetime, time
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 from uuid import UUID, uuid4
 
 import cattrs
 
 from eventkit._envelope import NewEvent, RecordedEvent
+from eventkit._upcasting import ContextUpcaster, RetiredEvent, UpcastContext, Upcaster
 from eventkit.exceptions import SerializationError, UnknownEventType, UpcastError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from eventkit._events import EventRegistry, EventType
+    from eventkit._upcasting import UpcastChain
 
 _EMPTY_METADATA = "{}"
+
+T = TypeVar("T")
 
 
 class NewRecord(NamedTuple):
@@ -132,6 +136,56 @@ def decode_metadata(text: str) -> dict[str, str]:
     return result
 
 
+def encode_state(converter: cattrs.Converter, obj: object) -> str:
+    """
+    Return the attrs instance *obj* (an aggregate's state) as JSON text, via *converter*.
+
+    Fields declared with ``init=False`` are left out, as cattrs leaves them out.
+
+    Raises:
+        SerializationError: A field cannot be turned into JSON.
+    """
+    try:
+        return _encode_json(converter.unstructure(obj))
+    except (TypeError, ValueError, cattrs.BaseValidationError) as exc:
+        raise SerializationError(
+            f"cannot encode the state of {type(obj).__qualname__} as JSON: {_describe(exc)}"
+        ) from exc
+
+
+def decode_state(
+    converter: cattrs.Converter, text: str, cls: type[T], *, fields: AbstractSet[str]
+) -> T:
+    """
+    Return an instance of *cls* built from the JSON text *text*, via *converter*.
+
+    The text must hold a JSON object with exactly the keys *fields*: cattrs would fill
+    a missing field with its default and drop an unknown one, so state written before
+    the class changed would otherwise load silently wrong.
+
+    Raises:
+        SerializationError: *text* is not JSON, has other fields, or does not fit *cls*.
+    """
+    try:
+        data = _decode_json(text)
+    except ValueError as exc:
+        raise SerializationError(f"stored state is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise SerializationError(f"stored state is a JSON {type(data).__name__}, not an object")
+    if data.keys() != fields:
+        missing, unknown = sorted(fields - data.keys()), sorted(data.keys() - fields)
+        raise SerializationError(
+            f"stored state does not have the fields of {cls.__qualname__}: "
+            f"missing {missing}, unknown {unknown}"
+        )
+    try:
+        return converter.structure(data, cls)
+    except (cattrs.BaseValidationError, TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise SerializationError(
+            f"stored state does not fit {cls.__qualname__}: {_describe(exc)}"
+        ) from exc
+
+
 class Codec:
     """
     Turns events into `NewRecord` objects, and `EventRecord` objects into `RecordedEvent`.
@@ -173,20 +227,20 @@ class Codec:
         """
         Decode a stored record into a `RecordedEvent` at the current schema version.
 
+        Data stored at an older schema version, or under a renamed type's old name, runs
+        through its upcasters first; an event of a retired type decodes to a
+        `RetiredEvent`.
+
         Raises:
             UnknownEventType: No class is registered under the record's type name.
             UpcastError: The record's schema version cannot be brought to the current one.
             SerializationError: The stored data is not valid JSON or does not fit the class.
         """
         # Unpacked once: reading fields of a NamedTuple by name costs more, per event.
-        (stream_id, version, position, event_id, event_type, schema_version, _, metadata, at) = (
-            record
-        )
+        stream_id, version, position, event_id, event_type, _, _, metadata, at = record
         entry = self.registry.get(event_type)
         if entry is None:
-            raise UnknownEventType(
-                event_type, schema_version=schema_version, stream_id=stream_id, version=version
-            )
+            return self._decode_unregistered(record)
         return RecordedEvent(
             stream_id,
             version,
@@ -210,7 +264,7 @@ class Codec:
                 event_type=record.event_type,
             ) from exc
         if record.schema_version != entry.version:
-            data = self._upgrade(record, entry)
+            data = self._upgrade(record, entry, data)
         try:
             return self.converter.structure(data, entry.cls)
         except (cattrs.BaseValidationError, TypeError, ValueError, KeyError) as exc:
@@ -221,23 +275,110 @@ class Codec:
                 event_type=record.event_type,
             ) from exc
 
-    def _upgrade(self, record: EventRecord, entry: EventType) -> Any:
-        stored = record.schema_version
-        if stored > entry.version:
-            detail = (
-                f"stored at schema version {stored}, newer than the current version "
-                f"{entry.version} of {entry.cls.__qualname__}; is this code older than "
-                "the code that wrote the event?"
+    def _upgrade(self, record: EventRecord, entry: EventType, data: Any) -> Any:
+        # Off the common path: only data stored at an older (or newer) schema version.
+        chain = self.registry.chain(record.event_type, record.schema_version)
+        if chain.problem is not None or chain.name != entry.name:
+            raise _chain_error(record, chain)
+        context: UpcastContext | None = None
+        for step in chain.steps:
+            if step.context and context is None:
+                context = _context(record)
+            try:
+                if context is not None and step.context:
+                    data = cast("ContextUpcaster", step.func)(data, context)
+                else:
+                    data = cast("Upcaster", step.func)(data)
+            except Exception as exc:  # upcasters are user code: any failure is named
+                raise UpcastError(
+                    f"upcaster {step.describe()} failed: {type(exc).__name__}: {exc}",
+                    event_type=record.event_type,
+                    from_version=step.from_version,
+                    upcaster=step.qualname,
+                    stream_id=record.stream_id,
+                    version=record.version,
+                ) from exc
+            if not isinstance(data, dict):
+                raise UpcastError(
+                    f"upcaster {step.describe()} returned {type(data).__name__}, not a dict",
+                    event_type=record.event_type,
+                    from_version=step.from_version,
+                    upcaster=step.qualname,
+                    stream_id=record.stream_id,
+                    version=record.version,
+                )
+        return data
+
+    def _decode_unregistered(self, record: EventRecord) -> RecordedEvent[Any]:
+        # A retired type, a renamed one, or one nobody knows.
+        chain = self.registry.chain(record.event_type, record.schema_version)
+        if chain.retired:
+            event: Any = RetiredEvent(record.event_type, record.schema_version, _json(record))
+        elif not chain.steps:
+            raise UnknownEventType(
+                record.event_type,
+                schema_version=record.schema_version,
+                stream_id=record.stream_id,
+                version=record.version,
+                detail=self._unknown_detail(record),
             )
+        elif chain.problem is not None:
+            raise _chain_error(record, chain)
         else:
-            detail = (
-                f"stored at schema version {stored} but {entry.cls.__qualname__} is at "
-                f"version {entry.version}, and no upcaster is registered from version {stored}"
-            )
-        raise UpcastError(
-            detail,
-            event_type=record.event_type,
-            from_version=stored,
+            event = self.decode_event(record, self.registry.by_name(chain.name))
+        return RecordedEvent(
             stream_id=record.stream_id,
             version=record.version,
+            position=record.position,
+            event_id=record.event_id,
+            recorded_at=record.recorded_at,
+            metadata=decode_metadata(record.metadata),
+            event_type=chain.name,
+            event=event,
         )
+
+    def _unknown_detail(self, record: EventRecord) -> str | None:
+        # The plain message, unless upcasters know the name at other schema versions.
+        known = sorted(
+            step.from_version
+            for step in self.registry.upcast_steps()
+            if step.event_type == record.event_type
+        )
+        if not known:
+            return None
+        return (
+            "no event class is registered under this name, and its upcasters read "
+            f"schema versions {known}, not {record.schema_version}"
+        )
+
+
+def _chain_error(record: EventRecord, chain: UpcastChain) -> UpcastError:
+    return UpcastError(
+        chain.problem or f"upcasters lead to {chain.name!r}, not to this event's class",
+        event_type=record.event_type,
+        from_version=chain.version,
+        stream_id=record.stream_id,
+        version=record.version,
+    )
+
+
+def _context(record: EventRecord) -> UpcastContext:
+    return UpcastContext(
+        record.stream_id,
+        record.version,
+        record.event_id,
+        record.recorded_at,
+        decode_metadata(record.metadata),
+    )
+
+
+def _json(record: EventRecord) -> Any:
+    try:
+        return _decode_json(record.data)
+    except ValueError as exc:
+        raise SerializationError(
+            f"stored data is not valid JSON: {exc}",
+            stream_id=record.stream_id,
+            version=record.version,
+            event_type=record.event_type,
+        ) from exc

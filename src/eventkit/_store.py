@@ -3,16 +3,20 @@ The event store contract, and the shared half of every backend.
 
 `EventStore` is the protocol users and the `Repository` program against.
 `BaseEventStore` implements it once: it validates arguments, encodes and decodes
-events, and leaves a backend five storage methods that see only records. The
-version and idempotency rules are pure functions here, called by backends inside
-their own transactions, so every backend decides conflicts the same way.
+events, and leaves a backend eight storage methods that see only records (events,
+snapshots, stream ids). The version and idempotency rules are pure functions here,
+called by backends inside their own transactions, so every backend decides conflicts
+the same way.
 """
 
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Self
+from uuid import UUID
 
 import attrs
 
@@ -30,11 +34,13 @@ from eventkit.exceptions import ConcurrencyError, DuplicateEventIdError
 
 if TYPE_CHECKING:
     from types import TracebackType
-    from uuid import UUID
 
     import cattrs
 
     from eventkit._envelope import RecordedEvent
+
+# stream_ids asks a backend for this many ids at a time.
+_STREAM_ID_PAGE = 500
 
 
 class AppendResult(NamedTuple):
@@ -96,11 +102,49 @@ class RecordWrite(NamedTuple):
 
 
 class StoredEventRef(NamedTuple):
-    """Where an event id is already stored: what backends report to `resolve_existing`."""
+    """
+    Where an event id is already stored: what backends report to `resolve_existing`.
+
+    .. versionadded:: 0.1.0
+    """
 
     stream_id: str
     version: int
     position: int
+
+
+class SnapshotRecord(NamedTuple):
+    """
+    An aggregate's state at one version, as a backend stores it beside the events.
+
+    A store keeps one snapshot per stream, the one saved last. The `Repository` writes
+    and reads them; backends only store and return them.
+
+    Attributes:
+        stream_id: The aggregate's stream.
+        aggregate_type: The aggregate class's name, to tell classes apart.
+        version: The stream version the state includes: the events after it are
+            applied on top when the aggregate is loaded.
+        event_id: The id of the event at *version*, so that a snapshot whose stream was
+            rewritten (a store restored from a backup) is recognized and ignored.
+        snapshot_version: The aggregate class's ``snapshot_version`` when the state was
+            taken; a snapshot of another version is ignored.
+        state: The aggregate's fields as JSON text, from the store's converter.
+        taken_at: When the snapshot was taken (UTC).
+        build_seconds: How long building the state took: serializing it, plus
+            replaying the stream when the aggregate had to be loaded first.
+
+    .. versionadded:: 0.1.0
+    """
+
+    stream_id: str
+    aggregate_type: str
+    version: int
+    event_id: UUID
+    snapshot_version: int
+    state: str
+    taken_at: datetime
+    build_seconds: float
 
 
 class EventStore(Protocol):
@@ -193,6 +237,18 @@ class EventStore(Protocol):
         """Return the highest position in the store: 0 when it is empty."""
         ...
 
+    def stream_ids(self, *, prefix: str = "") -> Iterator[str]:
+        """Iterate over the ids of the streams that have events; see `BaseEventStore.stream_ids`."""
+        ...
+
+    def save_snapshot(self, record: SnapshotRecord) -> None:
+        """Store *record* as its stream's snapshot; see `BaseEventStore.save_snapshot`."""
+        ...
+
+    def load_snapshot(self, stream_id: str) -> SnapshotRecord | None:
+        """Return the stream's snapshot, or None; see `BaseEventStore.load_snapshot`."""
+        ...
+
     def close(self) -> None:
         """Release the store's resources; the store cannot be used afterwards."""
         ...
@@ -204,6 +260,14 @@ class EventStore(Protocol):
 def check_expected_version(stream_id: str, expected: ExpectedVersion, actual: int) -> None:
     """
     Raise `ConcurrencyError` unless a stream at version *actual* satisfies *expected*.
+
+    Args:
+        stream_id: The stream, for the error message.
+        expected: An int (0 means "no stream"), `NO_STREAM`, `STREAM_EXISTS` or `ANY`.
+        actual: The stream's current version (0 when it does not exist).
+
+    Raises:
+        ConcurrencyError: *actual* does not satisfy *expected*.
 
     .. versionadded:: 0.1.0
     """
@@ -276,18 +340,50 @@ def _check_count(name: str, value: object, minimum: int, *, optional: bool = Tru
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
+def _check_snapshot_record(record: object) -> SnapshotRecord:
+    if not isinstance(record, SnapshotRecord):
+        raise TypeError(f"expected a SnapshotRecord, got {type(record).__qualname__}")
+    _check_stream_id(record.stream_id)
+    where = f"snapshot of stream {record.stream_id!r}"
+    # Typed as object: the annotations are what callers should pass, not what they did.
+    fields: dict[str, object] = record._asdict()
+    aggregate_type, seconds = fields["aggregate_type"], fields["build_seconds"]
+    if not isinstance(aggregate_type, str) or not aggregate_type:
+        raise ValueError(f"{where}: aggregate_type must be a non-empty string")
+    _check_count(f"{where}: version", fields["version"], 1, optional=False)
+    _check_count(f"{where}: snapshot_version", fields["snapshot_version"], 1, optional=False)
+    if not isinstance(fields["event_id"], UUID):
+        raise TypeError(f"{where}: event_id must be a UUID, got {record.event_id!r}")
+    if not isinstance(fields["state"], str):
+        raise TypeError(f"{where}: state must be JSON text, got {type(record.state).__qualname__}")
+    taken_at = fields["taken_at"]
+    if not isinstance(taken_at, datetime) or taken_at.utcoffset() is None:
+        raise ValueError(f"{where}: taken_at must be a timezone-aware datetime")
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise TypeError(f"{where}: build_seconds must be a number, got {seconds!r}")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"{where}: build_seconds must be finite and >= 0, got {seconds!r}")
+    return record
+
+
 class BaseEventStore(abc.ABC):
     """
     The shared half of every event store backend.
 
     A backend subclasses this and implements the storage methods `_append`,
-    `_read_stream`, `_read_all`, `stream_version` and `head_position` (plus
-    `close` when it holds resources). Those methods see only records; this class
-    validates arguments, encodes and decodes events, and applies upcasters.
+    `_read_stream`, `_read_all`, `stream_version`, `head_position`, `_stream_ids`,
+    `_save_snapshot` and `_load_snapshot` (plus `close` when it holds resources).
+    Those methods see only records; this class validates arguments, encodes and
+    decodes events, and applies upcasters.
 
     Args:
         registry: Where event type names are looked up; `default_registry` if omitted.
         converter: The cattrs converter for event data; `make_converter()` if omitted.
+
+    Raises:
+        RegistrationError: The registry's upcaster chains are broken
+            (`EventRegistry.check`): a store is not built on a registry that cannot
+            read some stored schema version.
 
     .. versionadded:: 0.1.0
     """
@@ -298,7 +394,11 @@ class BaseEventStore(abc.ABC):
         registry: EventRegistry | None = None,
         converter: cattrs.Converter | None = None,
     ) -> None:
-        self._codec = Codec(default_registry if registry is None else registry, converter)
+        registry = default_registry if registry is None else registry
+        # Events and upcasters register at import time, in any order: the store is the
+        # first moment the registry can be taken as complete.
+        registry.check()
+        self._codec = Codec(registry, converter)
 
     @property
     def registry(self) -> EventRegistry:
@@ -486,7 +586,8 @@ class BaseEventStore(abc.ABC):
         Args:
             after_position: Start after this position (0: from the beginning).
             limit: Yield at most this many events.
-            event_types: Only events of these types (names or registered classes).
+            event_types: Only events of these types (names or registered classes),
+                including events stored under their old names (see `upcaster`).
 
         Raises:
             ValueError: *after_position* or *limit* is out of range (raised at once).
@@ -516,10 +617,63 @@ class BaseEventStore(abc.ABC):
     def _type_names(self, event_types: Iterable[str | type[Any]]) -> frozenset[str]:
         if isinstance(event_types, (str, type)):
             event_types = [event_types]
-        return frozenset(
+        names = {
             item if isinstance(item, str) else self.registry.by_class(item).name
             for item in event_types
-        )
+        }
+        # Events stored under a type's old names are read as that type.
+        return frozenset(names).union(*(self.registry.old_names(name) for name in names))
+
+    def stream_ids(self, *, prefix: str = "") -> Iterator[str]:
+        """
+        Iterate over the ids of the streams that have events, in ascending order.
+
+        The iterator streams, a page at a time: memory use does not grow with the
+        number of streams. Streams created while it runs may or may not be included.
+
+        Args:
+            prefix: Only ids that start with this text, taken literally (no wildcards).
+
+        Raises:
+            TypeError: *prefix* is not a string (raised at once).
+        """
+        if not isinstance(prefix, str):
+            raise TypeError(f"prefix must be a string, got {prefix!r}")
+        return self._page_stream_ids(prefix)
+
+    def _page_stream_ids(self, prefix: str) -> Iterator[str]:
+        after: str | None = None
+        while True:
+            page = self._stream_ids(prefix, after, _STREAM_ID_PAGE)
+            yield from page
+            if len(page) < _STREAM_ID_PAGE:
+                return
+            after = page[-1]
+
+    def save_snapshot(self, record: SnapshotRecord) -> None:
+        """
+        Store *record* as the snapshot of its stream, replacing any earlier one.
+
+        The last snapshot saved wins, whatever its version: the `Repository` decides
+        which snapshots are worth keeping. Snapshots never change the stream's events.
+
+        Raises:
+            TypeError, ValueError: A field of *record* has the wrong type or is out of
+                range; the stored snapshot is left as it was.
+        """
+        self._save_snapshot(_check_snapshot_record(record))
+
+    def load_snapshot(self, stream_id: str) -> SnapshotRecord | None:
+        """
+        Return the snapshot stored for the stream *stream_id*, or None.
+
+        The record comes back as stored: the `Repository` checks that it still fits the
+        aggregate class and the stream before using it.
+
+        Raises:
+            ValueError: *stream_id* is not a non-empty string.
+        """
+        return self._load_snapshot(_check_stream_id(stream_id))
 
     def close(self) -> None:  # noqa: B027 (an optional hook: stores without resources need none)
         """Release the store's resources; the store cannot be used afterwards."""
@@ -541,7 +695,12 @@ class BaseEventStore(abc.ABC):
     def _read_stream(
         self, stream_id: str, low: int, high: int | None, *, backwards: bool, limit: int | None
     ) -> list[EventRecord]:
-        """Return the stream's records with low <= version <= high (no bound if None)."""
+        """
+        Return the stream's records with low <= version <= high (no bound if None).
+
+        Oldest first, or newest first when *backwards*; *limit* counts from the end the
+        read starts at (the newest event when *backwards*).
+        """
 
     @abc.abstractmethod
     def _read_all(
@@ -556,3 +715,21 @@ class BaseEventStore(abc.ABC):
     @abc.abstractmethod
     def head_position(self) -> int:
         """Return the highest position in the store: 0 when it is empty."""
+
+    @abc.abstractmethod
+    def _stream_ids(self, prefix: str, after: str | None, limit: int) -> list[str]:
+        """
+        Return up to *limit* ids of streams that have events, in ascending order.
+
+        Only ids that start with *prefix* (compared literally, character by character)
+        and, when *after* is given, sort after it. Order is Python's string order (by
+        code point), so that pages continue where the previous one ended.
+        """
+
+    @abc.abstractmethod
+    def _save_snapshot(self, record: SnapshotRecord) -> None:
+        """Store *record* (validated) as its stream's only snapshot, atomically."""
+
+    @abc.abstractmethod
+    def _load_snapshot(self, stream_id: str) -> SnapshotRecord | None:
+        """Return the snapshot stored for *stream_id*, or None."""

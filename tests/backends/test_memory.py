@@ -1,12 +1,12 @@
-"""The in-memory store runs the conformance suite."""
+"""The in-memory store runs the conformance suites."""
 
 import pytest
 
 from eventkit import InMemoryEventStore
-from eventkit.testing import EventStoreContract
+from eventkit.testing import EventStoreContract, SnapshotStoreContract
 
 
-class TestInMemoryEventStore(EventStoreContract):
+class TestInMemoryEventStore(EventStoreContract, SnapshotStoreContract):
     @pytest.fixture(name="make_store")
     def _make_store(self):
         return lambda registry: InMemoryEventStore(registry=registry)

@@ -24,7 +24,7 @@ from eventkit import (
 from eventkit._backends.sqlite import schema
 from eventkit._backends.sqlite.connections import Boundary
 from eventkit._store import RecordWrite
-from eventkit.testing import EventStoreContract, contract_registry
+from eventkit.testing import EventStoreContract, SnapshotStoreContract, contract_registry
 from eventkit.testing._events import Address, Deposited, Everything, Noted, Tier, _deposits
 from tests.backends.sqlite_worker import describe
 
@@ -35,7 +35,7 @@ def make_store(path, **options):
     return SQLiteEventStore(path, registry=contract_registry, **options)
 
 
-class TestSQLiteEventStore(EventStoreContract):
+class TestSQLiteEventStore(EventStoreContract, SnapshotStoreContract):
     @pytest.fixture(name="make_store")
     def _make_store(self, tmp_path):
         counter = itertools.count()
@@ -44,7 +44,7 @@ class TestSQLiteEventStore(EventStoreContract):
         )
 
 
-class TestInMemorySQLiteEventStore(EventStoreContract):
+class TestInMemorySQLiteEventStore(EventStoreContract, SnapshotStoreContract):
     @pytest.fixture(name="make_store")
     def _make_store(self):
         return lambda registry: SQLiteEventStore(":memory:", registry=registry)
@@ -165,7 +165,8 @@ class TestFiles:
         conn.execute("UPDATE eventkit_meta SET value = '99'")
         conn.commit()
         conn.close()
-        with pytest.raises(StoreError, match="schema version 99, newer than version 1"):
+        newest = schema.SCHEMA_VERSION
+        with pytest.raises(StoreError, match=f"schema version 99, newer than version {newest}"):
             make_store(path)
 
     def test_migrations_are_numbered_one_by_one(self):
@@ -325,11 +326,12 @@ class TestCallersConnection:
         """A caller's connection to tables of a newer release raises, and stays usable."""
         make_store(path).close()
         conn = sqlite3.connect(path)
-        conn.execute("UPDATE eventkit_meta SET value = '2'")
+        newer = str(schema.SCHEMA_VERSION + 1)
+        conn.execute("UPDATE eventkit_meta SET value = ?", (newer,))
         conn.commit()
         with pytest.raises(StoreError, match="newer"):
             make_store(conn)
-        assert conn.execute("SELECT value FROM eventkit_meta").fetchone() == ("2",)
+        assert conn.execute("SELECT value FROM eventkit_meta").fetchone() == (newer,)
         conn.close()
 
     def test_a_connection_inside_a_transaction_is_refused(self, path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import threading
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -11,6 +13,7 @@ from eventkit._store import (
     AppendResult,
     BaseEventStore,
     RecordWrite,
+    SnapshotRecord,
     StoredEventRef,
     check_expected_version,
     resolve_existing,
@@ -57,6 +60,9 @@ class InMemoryEventStore(BaseEventStore):
         self._log: list[EventRecord] = []
         self._streams: dict[str, list[EventRecord]] = {}
         self._ids: dict[UUID, StoredEventRef] = {}
+        # Stream ids in ascending order, for _stream_ids; kept sorted as streams appear.
+        self._stream_order: list[str] = []
+        self._snapshots: dict[str, SnapshotRecord] = {}
 
     def __repr__(self) -> str:
         return f"<InMemoryEventStore with {len(self._log)} events>"
@@ -104,6 +110,8 @@ class InMemoryEventStore(BaseEventStore):
                 )
             for stored in staged:
                 self._log.append(stored)
+                if stored.stream_id not in self._streams:
+                    bisect.insort(self._stream_order, stored.stream_id)
                 self._streams.setdefault(stored.stream_id, []).append(stored)
                 self._ids[stored.event_id] = StoredEventRef(
                     stored.stream_id, stored.version, stored.position
@@ -146,3 +154,20 @@ class InMemoryEventStore(BaseEventStore):
         """Return the highest position in the store: 0 when it is empty."""
         with self._lock:
             return len(self._log)
+
+    def _stream_ids(self, prefix: str, after: str | None, limit: int) -> list[str]:
+        with self._lock:
+            start = bisect.bisect_left(self._stream_order, prefix)
+            if after is not None:
+                start = max(start, bisect.bisect_right(self._stream_order, after))
+            candidates = self._stream_order[start : start + limit]
+        # Sorted order puts every id with the prefix in one run, starting at the prefix.
+        return list(itertools.takewhile(lambda stream_id: stream_id.startswith(prefix), candidates))
+
+    def _save_snapshot(self, record: SnapshotRecord) -> None:
+        with self._lock:
+            self._snapshots[record.stream_id] = record
+
+    def _load_snapshot(self, stream_id: str) -> SnapshotRecord | None:
+        with self._lock:
+            return self._snapshots.get(stream_id)

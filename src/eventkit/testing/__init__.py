@@ -4,15 +4,16 @@ Test helpers: the event store conformance suite and aggregate scenarios.
 This module needs pytest and hypothesis (``pip install eventkit[test]``); eventkit
 itself never imports it.
 
-To check a backend, mix `EventStoreContract` into a test class and give it a
-``make_store`` fixture: a callable that takes an `EventRegistry` and returns a new,
-empty store using it. The suite closes every store it makes.
+To check a backend, mix `EventStoreContract` and `SnapshotStoreContract` into a
+test class and give it a ``make_store`` fixture: a callable that takes an
+`EventRegistry` and returns a new, empty store using it. The suite closes every store
+it makes.
 
 .. code-block:: python
 
-    from eventkit.testing import EventStoreContract
+    from eventkit.testing import EventStoreContract, SnapshotStoreContract
 
-    class TestMyEventStore(EventStoreContract):
+    class TestMyEventStore(EventStoreContract, SnapshotStoreContract):
         @pytest.fixture(name="make_store")
         def _make_store(self, tmp_path):
             counter = itertools.count()
@@ -26,11 +27,13 @@ from eventkit.testing._contract import EventStoreContract
 from eventkit.testing._events import StoreFactory, contract_registry
 from eventkit.testing._machine import EventStoreMachine
 from eventkit.testing._scenarios import AggregateScenario, given
+from eventkit.testing._snapshots import SnapshotStoreContract
 
 __all__ = [
     "AggregateScenario",
     "EventStoreContract",
     "EventStoreMachine",
+    "SnapshotStoreContract",
     "StoreFactory",
     "contract_registry",
     "given",

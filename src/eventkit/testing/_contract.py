@@ -25,6 +25,7 @@ from eventkit.testing._events import (
     Deposited,
     Noted,
     StoreFactory,
+    Tagged,
     _amounts,
     _dep,
     _deposits,
@@ -495,6 +496,16 @@ class EventStoreContract:
             1,
             '{"amount":"7"}',
         )
+
+    def test_an_old_schema_version_is_kept_and_read_upcast(self, store: EventStore) -> None:
+        """A record stored at schema version 1 stays at 1 and reads through its upcaster."""
+        store.append_records([_raw("s", "contract.Tagged", '{"text":"old"}', schema_version=1)])
+        store.append("s", [Tagged("new", "v2")])
+        assert [record.schema_version for record in store.read_all_records()] == [1, 2]
+        assert [recorded.event for recorded in store.read_stream("s")] == [
+            Tagged("old", "v1"),
+            Tagged("new", "v2"),
+        ]
 
     def test_close_is_idempotent(self, store: EventStore) -> None:
         """Closing a store twice is harmless."""

@@ -12,7 +12,7 @@ from typing import Any
 import attrs
 
 from eventkit._envelope import ANY
-from eventkit._events import EventRegistry, event
+from eventkit._events import EventRegistry, event, upcaster
 from eventkit._serialization import NewRecord
 from eventkit._store import EventStore, RecordWrite
 
@@ -37,6 +37,21 @@ class Noted:
     """A contract event with text, to tell event types apart."""
 
     text: str
+
+
+@event("contract.Tagged", version=2, registry=contract_registry)
+@attrs.frozen
+class Tagged:
+    """A contract event at schema version 2, to check that older versions are upcast."""
+
+    text: str
+    tag: str
+
+
+@upcaster("contract.Tagged", 1, registry=contract_registry)
+def tagged_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Give an event stored at version 1 the tag it did not have."""
+    return {**data, "tag": "v1"}
 
 
 class Tier(enum.Enum):

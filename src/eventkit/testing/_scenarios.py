@@ -41,19 +41,30 @@ class AggregateScenario:
 
     def then(self, *expected: Any) -> Aggregate:
         """Assert that the command recorded exactly *expected*; return the aggregate."""
+        # Explicit raises rather than assert statements: python -O must not turn a
+        # scenario into a test that checks nothing.
         if self._error is not None:
             raise AssertionError(f"the command raised {self._error!r}") from self._error
-        assert list(self.aggregate.pending_events) == list(expected), (
-            f"recorded {list(self.aggregate.pending_events)!r}, expected {list(expected)!r}"
-        )
+        recorded = list(self.aggregate.pending_events)
+        if recorded != list(expected):
+            raise AssertionError(f"recorded {recorded!r}, expected {list(expected)!r}")
         return self.aggregate
 
     def then_raises(self, error: type[Exception], match: str | None = None) -> Exception:
-        """Assert that the command raised *error* and recorded nothing; return the error."""
-        assert isinstance(self._error, error), f"expected {error.__name__}, got {self._error!r}"
-        if match is not None:
-            assert match in str(self._error), f"{match!r} not in {str(self._error)!r}"
-        assert not self.aggregate.pending_events, "a refused command recorded events"
+        """
+        Assert that the command raised *error* and recorded nothing; return the error.
+
+        Args:
+            error: The exception class expected (subclasses match too).
+            match: A plain substring the error's message must contain (not a regular
+                expression, unlike ``pytest.raises``).
+        """
+        if not isinstance(self._error, error):
+            raise AssertionError(f"expected {error.__name__}, got {self._error!r}")  # noqa: TRY004 (a failed test, not a bad argument)
+        if match is not None and match not in str(self._error):
+            raise AssertionError(f"{match!r} not in {str(self._error)!r}")
+        if self.aggregate.pending_events:
+            raise AssertionError("a refused command recorded events")
         return self._error
 
 

@@ -60,6 +60,26 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX {prefix}events_type ON {prefix}events (event_type, position)",
         ),
     ),
+    Migration(
+        2,
+        "aggregate snapshots",
+        (
+            # One row per stream, replaced by each snapshot of it. A rowid table: states
+            # can be large, and WITHOUT ROWID suits small rows.
+            """
+            CREATE TABLE {prefix}snapshots (
+                stream_id TEXT PRIMARY KEY,
+                aggregate_type TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                event_id BLOB NOT NULL,
+                snapshot_version INTEGER NOT NULL,
+                state TEXT NOT NULL,
+                taken_at TEXT NOT NULL,
+                build_seconds REAL NOT NULL
+            )
+            """,
+        ),
+    ),
 )
 """Every schema step, oldest first; the last one's version is `SCHEMA_VERSION`."""
 

@@ -55,11 +55,18 @@ from eventkit._backends.sqlite.connections import (
     retry_busy,
     rollback,
 )
+from eventkit._backends.sqlite.snapshots import (
+    SnapshotStatements,
+    snapshot_record,
+    snapshot_row,
+    stream_ids_params,
+)
 from eventkit._backends.sqlite.sql import MAX_INT, Statements, records, uuid_from_bytes
 from eventkit._store import (
     AppendResult,
     BaseEventStore,
     RecordWrite,
+    SnapshotRecord,
     StoredEventRef,
     check_expected_version,
     resolve_existing,
@@ -92,6 +99,7 @@ class SQLiteEventStore(BaseEventStore):
     Several threads may share one store, and several processes may open the same file:
     appends are checked and ordered across all of them. `BaseEventStore.read_all`
     streams in pages, in constant memory, and filters by event type through an index.
+    Each aggregate's latest snapshot is kept in the same file.
 
     Example:
         .. code-block:: python
@@ -145,6 +153,7 @@ class SQLiteEventStore(BaseEventStore):
         super().__init__(registry=registry, converter=converter)
         self._prefix = schema.check_prefix(table_prefix)
         self._sql = Statements(self._prefix)
+        self._snapshot_sql = SnapshotStatements(self._prefix)
         self._synchronous = check_synchronous(synchronous)
         timeout = check_timeout(busy_timeout)
         # Reentrant so that reads on the one connection of an in-memory store can run
@@ -279,21 +288,17 @@ class SQLiteEventStore(BaseEventStore):
         if self._closed:
             raise StoreError(f"SQLite event store {self._name!r} is closed")
 
-    def _writer_for(self, writes: list[RecordWrite] | None) -> sqlite3.Connection:
-        # *writes* names the action in errors: an append, or transaction() when None.
+    def _writer_for(self, action: str) -> sqlite3.Connection:
+        # *action* says what was refused, in the error.
         self._check_open()
-        if self._writer is not None and self._owner != threading.get_ident():
-            return self._writer
-        if writes is None:
-            action = "open a transaction"
-        else:
-            action = f"append to stream {writes[0].stream_id!r}" if writes else "append"
         if self._writer is None:
             raise StoreError(f"SQLite event store {self._name!r} is read-only: cannot {action}")
-        raise StoreError(
-            f"SQLite event store {self._name!r}: cannot {action} inside this thread's "
-            "store.transaction(); use the connection it yields, or append after it"
-        )
+        if self._owner == threading.get_ident():
+            raise StoreError(
+                f"SQLite event store {self._name!r}: cannot {action} inside this thread's "
+                "store.transaction(); use the connection it yields, or append after it"
+            )
+        return self._writer
 
     def _begin(self, conn: sqlite3.Connection) -> None:
         if conn.in_transaction:
@@ -304,7 +309,12 @@ class SQLiteEventStore(BaseEventStore):
         retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
 
     def _append(self, writes: list[RecordWrite]) -> list[AppendResult]:
-        conn = self._writer_for(writes)
+        conn = self._writer
+        if conn is None or self._closed or self._owner == threading.get_ident():
+            # Formatted only to refuse: appends are the hot path.
+            conn = self._writer_for(
+                f"append to stream {writes[0].stream_id!r}" if writes else "append"
+            )
         if not writes:
             return []
         boundary = Boundary(self._name)
@@ -427,7 +437,7 @@ class SQLiteEventStore(BaseEventStore):
 
         .. versionadded:: 0.1.0
         """
-        conn = self._writer_for(None)
+        conn = self._writer_for("open a transaction")
         with self._lock:
             self._check_open()
             self._owner = threading.get_ident()
@@ -504,6 +514,24 @@ class SQLiteEventStore(BaseEventStore):
         """Return the highest position in the store: 0 when it is empty."""
         head: int | None = self._fetch(self._sql.head, ())[0][0]
         return head or 0
+
+    def _stream_ids(self, prefix: str, after: str | None, limit: int) -> list[str]:
+        params = stream_ids_params(prefix, after, limit)
+        return [row[0] for row in self._fetch(self._snapshot_sql.stream_ids, params)]
+
+    # -- snapshots --------------------------------------------------------------------------
+
+    def _save_snapshot(self, record: SnapshotRecord) -> None:
+        conn = self._writer_for(f"save a snapshot of stream {record.stream_id!r}")
+        row = snapshot_row(record)
+        # One statement in autocommit mode is its own atomic, durable transaction.
+        with self._boundary, self._lock:
+            self._check_open()
+            retry_busy(lambda: conn.execute(self._snapshot_sql.save, row))
+
+    def _load_snapshot(self, stream_id: str) -> SnapshotRecord | None:
+        rows = self._fetch(self._snapshot_sql.load, (stream_id,))
+        return snapshot_record(rows[0]) if rows else None
 
     def close(self) -> None:
         """
