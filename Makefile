@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.bench-installed
 PYTEST_ARGS ?=
 
 .PHONY: help venv test test-thorough lint format docs demo bench package-check clean
@@ -14,7 +15,7 @@ help:
 	@echo "make lint           ruff check, ruff format --check, mypy --strict"
 	@echo "make format         apply ruff's fixes and formatting"
 	@echo "make docs           build the docs (warnings are errors) and run their doctests"
-	@echo "make bench          run the benchmark suite"
+	@echo "make bench          run the benchmarks (BENCH_ARGS='--quick', '--list', names...)"
 	@echo "make package-check  build sdist and wheel, install the wheel in a clean venv, try it"
 
 $(STAMP): pyproject.toml
@@ -24,6 +25,10 @@ $(STAMP): pyproject.toml
 	touch $@
 
 venv: $(STAMP)
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	touch $@
 
 test: $(STAMP)
 	$(BIN)/python -m coverage erase
@@ -50,7 +55,7 @@ docs: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python examples/bank_account.py
 
-bench: $(STAMP)
+bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 package-check: $(STAMP)

@@ -3,17 +3,22 @@ A bank account, event-sourced.
 
 Opens an account, deposits and withdraws under an overdraft limit, shows a refused
 withdrawal, a concurrent change caught by optimistic concurrency, and the account as it
-was in the past. Run it with ``make demo`` or ``python examples/bank_account.py``.
+was in the past. The events are kept in an SQLite file: ``bank.db`` in the current
+folder, or the path given as the first argument. Each run starts from a new file.
+
+Run it with ``make demo`` or ``python examples/bank_account.py [PATH]``.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from decimal import Decimal
+from pathlib import Path
 
 import attrs
 
-from eventkit import Aggregate, ConcurrencyError, InMemoryEventStore, Repository, event
+from eventkit import Aggregate, ConcurrencyError, Repository, SQLiteEventStore, event
 
 
 class OverdraftError(ValueError):
@@ -77,8 +82,37 @@ class Account(Aggregate):
                 self.balance -= amount
 
 
-def main() -> int:
-    store = InMemoryEventStore()
+def remove_previous_run(path: Path) -> None:
+    """Delete the file a previous run left at *path*, and only such a file."""
+    if not path.exists():
+        return
+    try:
+        conn = sqlite3.connect(path)
+        try:
+            tables = [
+                row[0]
+                for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            ]
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        tables = []
+    if not tables or not all(name.startswith("eventkit_") for name in tables):
+        raise SystemExit(f"{path} is not a file this example wrote; give another path")
+    for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        leftover.unlink(missing_ok=True)
+
+
+def main(argv: list[str]) -> int:
+    path = Path(argv[1] if len(argv) > 1 else "bank.db")
+    remove_previous_run(path)
+    with SQLiteEventStore(path) as store:
+        run(store)
+    print(f"the events are in {path}")
+    return 0
+
+
+def run(store: SQLiteEventStore) -> None:
     accounts = Repository(store, Account, stream_prefix="account-")
 
     account = Account("ada")
@@ -112,8 +146,7 @@ def main() -> int:
     print(f"balance now {now.balance} (version {now.version}); after the salary {then.balance}")
     for recorded in store.read_stream("account-ada"):
         print(f"  v{recorded.version} @{recorded.position} {recorded.event}")
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv))

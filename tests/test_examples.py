@@ -28,6 +28,29 @@ def test_bank_account(tmp_path):
     assert "balance now 159.50 (version 5); after the salary 250.00" in out
 
 
+def test_bank_account_reruns_on_the_file_it_is_given(tmp_path):
+    """Run twice on a path given as argument, the example starts afresh each time."""
+    path = tmp_path / "ledger.db"
+    run("bank_account.py", str(path), cwd=tmp_path)
+    out = run("bank_account.py", str(path), cwd=tmp_path)
+    assert "balance now 159.50 (version 5); after the salary 250.00" in out
+    assert f"the events are in {path}" in out
+
+
+def test_bank_account_leaves_other_files_alone(tmp_path):
+    """The example refuses to replace a file it did not write."""
+    path = tmp_path / "notes.txt"
+    path.write_text("precious")
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "bank_account.py"), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (result.returncode, path.read_text()) == (1, "precious")
+
+
 def test_schema_evolution(tmp_path):
     """Rows written by releases 1 and 2 stay as written and read at release 3's shape."""
     out = run("schema_evolution.py", cwd=tmp_path)

@@ -211,6 +211,21 @@ class TestDecodingErrors:
             codec.decode(record)
 
 
+class TestStoredJson:
+    """Stored JSON is read exactly as json.loads reads it, however it was written."""
+
+    def test_whitespace_around_stored_json_is_accepted(self, codec):
+        """JSON written by other programs, with spaces and newlines around it, decodes."""
+        record = stored(NewRecord(uuid.uuid4(), "tests.Plain", 1, ' \n{"value": 1.5} \n', "{}"))
+        assert codec.decode(record).event == Plain(1.5)
+
+    def test_text_after_the_json_raises_serialization_error(self, codec):
+        """A complete JSON value followed by more text is refused, as json.loads does."""
+        record = stored(NewRecord(uuid.uuid4(), "tests.Plain", 1, '{"value": 1}{}', "{}"))
+        with pytest.raises(SerializationError, match="Extra data"):
+            codec.decode(record)
+
+
 def _rich_with(amount: Decimal, note: str | None = None) -> Rich:
     return Rich(
         amount=amount,

@@ -14,7 +14,7 @@ from collections.abc import Set as AbstractSet
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import cattrs
 
@@ -23,7 +23,7 @@ from eventkit._upcasting import ContextUpcaster, RetiredEvent, UpcastContext, Up
 from eventkit.exceptions import SerializationError, UnknownEventType, UpcastError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from eventkit._events import EventRegistry, EventType
     from eventkit._upcasting import UpcastChain
@@ -104,7 +104,23 @@ def _describe(exc: BaseException) -> str:
 
 
 _encode_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
-_decode_json = json.JSONDecoder().decode
+_json_decoder = json.JSONDecoder()
+# The decoder's C scanner (an instance attribute, untyped in the stubs).
+_scan_json: Callable[[str, int], tuple[Any, int]] = vars(_json_decoder)["scan_once"]
+
+
+def _decode_json(text: str) -> Any:
+    # Reading is dominated by decoding, and json.loads spends most of its time around
+    # the C scanner (whitespace regexes, Python frames). Stored JSON is compact, so scan
+    # directly; anything else (whitespace, trailing text, invalid JSON) goes through the
+    # full decoder, which accepts or rejects exactly as json.loads does.
+    try:
+        value, end = _scan_json(text, 0)
+    except StopIteration:
+        end = -1
+    if end == len(text):
+        return value
+    return _json_decoder.decode(text)
 
 
 def encode_metadata(metadata: Mapping[str, str]) -> str:
@@ -191,18 +207,21 @@ class Codec:
             UnknownEventType: The event's class is not registered.
             SerializationError: The event could not be turned into JSON.
         """
-        new = item if isinstance(item, NewEvent) else NewEvent(item)
-        entry = self.registry.by_class(type(new.event))
+        if isinstance(item, NewEvent):
+            event, event_id, metadata = item.event, item.event_id, encode_metadata(item.metadata)
+        else:
+            # What NewEvent(item) would hold, without building one: appends of bare
+            # events are the common case, and a NewEvent costs as much as the JSON.
+            event, event_id, metadata = item, uuid4(), _EMPTY_METADATA
+        entry = self.registry.by_class(type(event))
         try:
-            data = _encode_json(self.converter.unstructure(new.event))
+            data = _encode_json(self.converter.unstructure(event))
         except (TypeError, ValueError, cattrs.BaseValidationError) as exc:
             raise SerializationError(
-                f"cannot encode {type(new.event).__qualname__} as JSON: {_describe(exc)}",
+                f"cannot encode {type(event).__qualname__} as JSON: {_describe(exc)}",
                 event_type=entry.name,
             ) from exc
-        return NewRecord(
-            new.event_id, entry.name, entry.version, data, encode_metadata(new.metadata)
-        )
+        return NewRecord(event_id, entry.name, entry.version, data, metadata)
 
     def decode(self, record: EventRecord) -> RecordedEvent[Any]:
         """
@@ -217,18 +236,20 @@ class Codec:
             UpcastError: The record's schema version cannot be brought to the current one.
             SerializationError: The stored data is not valid JSON or does not fit the class.
         """
-        entry = self.registry.get(record.event_type)
+        # Unpacked once: reading fields of a NamedTuple by name costs more, per event.
+        stream_id, version, position, event_id, event_type, _, _, metadata, at = record
+        entry = self.registry.get(event_type)
         if entry is None:
             return self._decode_unregistered(record)
         return RecordedEvent(
-            stream_id=record.stream_id,
-            version=record.version,
-            position=record.position,
-            event_id=record.event_id,
-            recorded_at=record.recorded_at,
-            metadata=decode_metadata(record.metadata),
-            event_type=record.event_type,
-            event=self.decode_event(record, entry),
+            stream_id,
+            version,
+            position,
+            event_id,
+            at,
+            decode_metadata(metadata),
+            event_type,
+            self.decode_event(record, entry),
         )
 
     def decode_event(self, record: EventRecord, entry: EventType) -> Any:

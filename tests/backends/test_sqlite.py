@@ -270,6 +270,11 @@ class TestOptions:
         with pytest.raises(ValueError, match=option):
             make_store(path, **{option: value})
 
+    def test_an_empty_path_is_refused(self):
+        """An empty path raises ValueError instead of making a throwaway database."""
+        with pytest.raises(ValueError, match=":memory:"):
+            make_store("")
+
     def test_an_in_memory_store_cannot_be_read_only(self):
         """read_only=True with ':memory:' is refused."""
         with pytest.raises(ValueError, match="read-only"):
@@ -468,6 +473,13 @@ class TestErrors:
             store.append("s", [Noted("ok"), Noted("\ud800")])
         assert store.head_position() == 0
 
+    def test_appending_nothing_opens_no_transaction(self, path):
+        """append_many of no appends returns no results without touching the file."""
+        statements = []
+        with make_store(path, tracer=statements.append) as store:
+            statements.clear()
+            assert (store.append_many([]), statements) == ([], [])
+
     def test_a_closed_store_raises_store_error(self, store):
         """Using a closed store raises StoreError saying it is closed."""
         store.close()
@@ -550,6 +562,23 @@ class TestReadAll:
         sql = store._sql.read_all_of(types)
         plan = store._writer.execute(f"EXPLAIN QUERY PLAN {sql}", [""] * types + [0, 1])
         assert "USING INDEX eventkit_events_type" in " ".join(row[3] for row in plan)
+
+
+class TestRecordedAt:
+    def test_recorded_at_never_decreases_along_positions(self, store):
+        """Threads appending at once get recorded_at times in position order."""
+
+        def work(n):
+            for _ in range(50):
+                store.append(f"s{n}", [Noted("x")])
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        times = [recorded.recorded_at for recorded in store.read_all()]
+        assert times == sorted(times)
 
 
 class TestConcurrentWriters:

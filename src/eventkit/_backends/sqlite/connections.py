@@ -6,13 +6,14 @@ Connections to one SQLite file: opening them, sharing them, and translating thei
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import random
 import sqlite3
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Self, TypeVar
 
 from eventkit.exceptions import ConcurrencyError, SerializationError, StoreError
 
@@ -92,6 +93,38 @@ class Boundary:
             else:
                 detail = f"{type(exc).__name__}: {exc}"
             raise StoreError(f"SQLite event store {self.name!r}: {detail}") from exc
+
+
+def check_synchronous(value: object) -> Literal["FULL", "NORMAL"]:
+    """Return *value* if it is a durability level the store offers, else raise ValueError."""
+    if value == "FULL" or value == "NORMAL":  # noqa: PLR1714 (narrows the Literal for mypy)
+        return value
+    raise ValueError(f"synchronous must be 'FULL' or 'NORMAL', got {value!r}")
+
+
+def check_timeout(value: object) -> float:
+    """Return *value* as seconds if it is a number >= 0, else raise ValueError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ValueError(f"busy_timeout must be a number of seconds >= 0, got {value!r}")
+    return float(value)
+
+
+def connection_name(conn: sqlite3.Connection) -> str:
+    """Return the file *conn* is open on, or ``":memory:"``; raise StoreError if unusable."""
+    try:
+        rows = conn.execute("PRAGMA database_list").fetchall()
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot use the SQLite connection {conn!r}: {exc}") from exc
+    main = next((row[2] for row in rows if row[1] == "main"), "")
+    return main or ":memory:"
+
+
+def rollback(conn: sqlite3.Connection) -> None:
+    """Roll back the transaction *conn* is in, if any, hiding a failure to do so."""
+    # A rollback that fails (the connection broke) must not hide the error that caused it.
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
 
 
 def check_folder(path: str) -> None:

@@ -37,7 +37,6 @@ import sqlite3
 import threading
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
-from uuid import UUID
 
 from eventkit._backends.sqlite import schema
 from eventkit._backends.sqlite.connections import (
@@ -46,11 +45,15 @@ from eventkit._backends.sqlite.connections import (
     Readers,
     Shared,
     check_folder,
+    check_synchronous,
+    check_timeout,
     configure,
+    connection_name,
     fetch_all,
     file_is_read_only,
     open_file,
     retry_busy,
+    rollback,
 )
 from eventkit._backends.sqlite.projections import SQLiteProjectionStorage
 from eventkit._backends.sqlite.snapshots import (
@@ -59,7 +62,7 @@ from eventkit._backends.sqlite.snapshots import (
     snapshot_row,
     stream_ids_params,
 )
-from eventkit._serialization import EventRecord
+from eventkit._backends.sqlite.sql import MAX_INT, Statements, records, uuid_from_bytes
 from eventkit._store import (
     AppendResult,
     BaseEventStore,
@@ -73,11 +76,12 @@ from eventkit.exceptions import ConcurrencyError, StoreError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from uuid import UUID
 
     import cattrs
 
     from eventkit._events import EventRegistry
-    from eventkit._serialization import NewRecord
+    from eventkit._serialization import EventRecord, NewRecord
 
 # read_all fetches this many rows per query: big enough that a page's query costs little
 # per event, small enough that memory stays flat and a page's read transaction is short.
@@ -85,92 +89,6 @@ _PAGE_SIZE = 1000
 # Ids looked up per query when an append repeats stored ids (SQLite allows 999 variables
 # in a statement on old builds).
 _ID_CHUNK = 500
-_MAX_INT = 2**63 - 1
-_SELECT = (
-    "SELECT stream_id, version, position, event_id, event_type, schema_version, data, "
-    "metadata, recorded_at FROM {events}"
-)
-
-
-class _Statements:
-    """The store's SQL, spliced once with its table names (from a checked prefix)."""
-
-    head = "SELECT max(position) FROM {events}"
-    version = "SELECT max(version) FROM {events} WHERE stream_id = ?"
-    insert = (
-        "INSERT INTO {events} (position, stream_id, version, event_id, event_type, "
-        "schema_version, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    )
-    undo = "DELETE FROM {events} WHERE position > ?"
-    find_ids = "SELECT event_id, stream_id, version, position FROM {events} WHERE event_id IN "
-    read_stream = (
-        _SELECT + " WHERE stream_id = ? AND version BETWEEN ? AND ? ORDER BY version LIMIT ?"
-    )
-    read_stream_backwards = (
-        _SELECT + " WHERE stream_id = ? AND version BETWEEN ? AND ? ORDER BY version DESC LIMIT ?"
-    )
-    read_all = _SELECT + " WHERE position > ? ORDER BY position LIMIT ?"
-    read_all_of_types = _SELECT + " WHERE event_type IN ({marks}) AND position > ?"
-
-    def __init__(self, prefix: str) -> None:
-        names = {"events": f"{prefix}events", "marks": "{marks}"}
-        for attribute, template in vars(_Statements).items():
-            if not attribute.startswith("_") and isinstance(template, str):
-                setattr(self, attribute, template.format_map(names))
-
-    def read_all_of(self, count: int) -> str:
-        """Return a read_all page query for *count* event types."""
-        # SQLite reads each type's range of the (event_type, position) index in order and
-        # stops once the page is full, so a page costs the same wherever it starts.
-        marks = ", ".join("?" * count)
-        return self.read_all_of_types.format(marks=marks) + " ORDER BY position LIMIT ?"
-
-    def find(self, count: int) -> str:
-        """Return a query for where *count* event ids are stored."""
-        return self.find_ids + "(" + ", ".join("?" * count) + ")"
-
-
-def _record(row: tuple[Any, ...]) -> EventRecord:
-    stream_id, version, position, event_id, event_type, schema_version, data, meta, at = row
-    return EventRecord(
-        stream_id,
-        version,
-        position,
-        UUID(bytes=event_id),
-        event_type,
-        schema_version,
-        data,
-        meta,
-        datetime.fromisoformat(at),
-    )
-
-
-def _check_synchronous(value: object) -> Literal["FULL", "NORMAL"]:
-    if value == "FULL" or value == "NORMAL":  # noqa: PLR1714 (narrows the Literal for mypy)
-        return value
-    raise ValueError(f"synchronous must be 'FULL' or 'NORMAL', got {value!r}")
-
-
-def _check_timeout(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(f"busy_timeout must be a number of seconds >= 0, got {value!r}")
-    return float(value)
-
-
-def _connection_name(conn: sqlite3.Connection) -> str:
-    try:
-        rows = conn.execute("PRAGMA database_list").fetchall()
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot use the SQLite connection {conn!r}: {exc}") from exc
-    main = next((row[2] for row in rows if row[1] == "main"), "")
-    return main or ":memory:"
-
-
-def _rollback(conn: sqlite3.Connection) -> None:
-    # A rollback that fails (the connection broke) must not hide the error that caused it.
-    if conn.in_transaction:
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")
 
 
 class SQLiteEventStore(SQLiteProjectionStorage, BaseEventStore):
@@ -240,12 +158,12 @@ class SQLiteEventStore(SQLiteProjectionStorage, BaseEventStore):
     ) -> None:
         super().__init__(registry=registry, converter=converter)
         self._prefix = schema.check_prefix(table_prefix)
-        self._sql = _Statements(self._prefix)
+        self._sql = Statements(self._prefix)
         self._snapshot_sql = SnapshotStatements(self._prefix)
-        self._synchronous = _check_synchronous(synchronous)
-        timeout = _check_timeout(busy_timeout)
+        self._synchronous = check_synchronous(synchronous)
+        timeout = check_timeout(busy_timeout)
         # Reentrant so that reads on the one connection of an in-memory store can run
-        # inside that thread's transaction(); nested writes are refused (see _enter).
+        # inside that thread's transaction(); nested writes are refused (_writer_for).
         self._lock = threading.RLock()
         self._owner: int | None = None
         self._closed = False
@@ -253,7 +171,7 @@ class SQLiteEventStore(SQLiteProjectionStorage, BaseEventStore):
         self._owns_writer = True
         self._readers: Readers
         if isinstance(path, sqlite3.Connection):
-            self._name = _connection_name(path)
+            self._name = connection_name(path)
             self._boundary = Boundary(self._name)
             self._owns_writer = False
             self._read_only = bool(read_only)
@@ -261,7 +179,11 @@ class SQLiteEventStore(SQLiteProjectionStorage, BaseEventStore):
             return
         self._name = os.fspath(path)
         self._boundary = Boundary(self._name)
-        if self._name in (":memory:", ""):
+        if not self._name:
+            # SQLite would make a private temporary database: an empty setting read from
+            # the environment would silently lose every event.
+            raise ValueError("path must not be empty; use ':memory:' for an in-memory store")
+        if self._name == ":memory:":
             if read_only:
                 raise ValueError("an in-memory SQLite event store cannot be read-only")
             self._read_only = False
@@ -332,7 +254,7 @@ class SQLiteEventStore(SQLiteProjectionStorage, BaseEventStore):
                 schema.migrate(conn, self._name, self._prefix)
                 conn.execute("COMMIT")
             except BaseException:
-                _rollback(conn)
+                rollback(conn)
                 raise
 
     def _check_schema(self, conn: sqlite3.Connection) -> None:
@@ -373,6 +295,7 @@ class SQLiteEventStore(SQLiteProjectionStorage, BaseEventStore):
             raise StoreError(f"SQLite event store {self._name!r} is closed")
 
     def _writer_for(self, action: str) -> sqlite3.Connection:
+        # *action* says what was refused, in the error.
         self._check_open()
         if self._writer is None:
             raise StoreError(f"SQLite event store {self._name!r} is read-only: cannot {action}")
@@ -392,8 +315,14 @@ class SQLiteEventStore(SQLiteProjectionStorage, BaseEventStore):
         retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
 
     def _append(self, writes: list[RecordWrite]) -> list[AppendResult]:
-        conn = self._writer_for(f"append to stream {writes[0].stream_id!r}" if writes else "append")
-        stamp = datetime.now(UTC).isoformat(timespec="microseconds")
+        conn = self._writer
+        if conn is None or self._closed or self._owner == threading.get_ident():
+            # Formatted only to refuse: appends are the hot path.
+            conn = self._writer_for(
+                f"append to stream {writes[0].stream_id!r}" if writes else "append"
+            )
+        if not writes:
+            return []
         boundary = Boundary(self._name)
         with boundary, self._lock:
             self._check_open()
@@ -401,24 +330,31 @@ class SQLiteEventStore(SQLiteProjectionStorage, BaseEventStore):
             try:
                 self._begin(conn)
                 try:
-                    results = self._store(conn, writes, stamp, boundary)
+                    results = self._store(conn, writes, boundary)
                     conn.execute("COMMIT")
                 except BaseException:
-                    _rollback(conn)
+                    rollback(conn)
                     raise
             finally:
                 self._owner = None
         return results
 
     def _store(
-        self, conn: sqlite3.Connection, writes: list[RecordWrite], stamp: str, boundary: Boundary
+        self, conn: sqlite3.Connection, writes: list[RecordWrite], boundary: Boundary
     ) -> list[AppendResult]:
         sql = self._sql
-        head: int = conn.execute(sql.head).fetchone()[0] or 0
+        # Taken under the write lock, so that recorded_at never decreases along positions.
+        stamp = datetime.now(UTC).isoformat(timespec="microseconds")
+        # One statement for the first stream's version and the head: most appends write
+        # one stream, and every statement counts when a transaction is this small.
+        head, actual = conn.execute(sql.head_and_version, (writes[0].stream_id,)).fetchone()
+        head = head or 0
         results = []
-        for write in writes:
+        for index, write in enumerate(writes):
             stream_id, records = write.stream_id, write.records
-            actual: int = conn.execute(sql.version, (stream_id,)).fetchone()[0] or 0
+            if index:
+                actual = conn.execute(sql.version, (stream_id,)).fetchone()[0]
+            actual = actual or 0
             try:
                 check_expected_version(stream_id, write.expected_version, actual)
             except ConcurrencyError:
@@ -475,7 +411,7 @@ class SQLiteEventStore(SQLiteProjectionStorage, BaseEventStore):
             for event_id, stream_id, version, position in conn.execute(
                 self._sql.find(len(chunk)), chunk
             ):
-                found[UUID(bytes=event_id)] = StoredEventRef(stream_id, version, position)
+                found[uuid_from_bytes(event_id)] = StoredEventRef(stream_id, version, position)
         return found
 
     @contextlib.contextmanager
@@ -517,7 +453,7 @@ class SQLiteEventStore(SQLiteProjectionStorage, BaseEventStore):
                 try:
                     yield conn
                 except BaseException:
-                    _rollback(conn)
+                    rollback(conn)
                     raise
                 if not conn.in_transaction:
                     raise StoreError(
@@ -529,7 +465,7 @@ class SQLiteEventStore(SQLiteProjectionStorage, BaseEventStore):
                     try:
                         conn.execute("COMMIT")
                     except BaseException:  # pragma: no cover (COMMIT fails on I/O errors only)
-                        _rollback(conn)
+                        rollback(conn)
                         raise
             finally:
                 self._owner = None
@@ -552,25 +488,24 @@ class SQLiteEventStore(SQLiteProjectionStorage, BaseEventStore):
         sql = self._sql.read_stream_backwards if backwards else self._sql.read_stream
         params = (
             stream_id,
-            min(low, _MAX_INT),
-            _MAX_INT if high is None else min(high, _MAX_INT),
-            -1 if limit is None else min(limit, _MAX_INT),
+            min(low, MAX_INT),
+            MAX_INT if high is None else min(high, MAX_INT),
+            -1 if limit is None else min(limit, MAX_INT),
         )
-        return [_record(row) for row in self._fetch(sql, params)]
+        return records(self._fetch(sql, params))
 
     def _read_all(
         self, after_position: int, limit: int | None, event_types: frozenset[str] | None
     ) -> Iterator[EventRecord]:
         types = () if event_types is None else tuple(event_types)
         sql = self._sql.read_all_of(len(types)) if types else self._sql.read_all
-        after = min(after_position, _MAX_INT)
-        remaining = _MAX_INT if limit is None else limit
+        after = min(after_position, MAX_INT)
+        remaining = MAX_INT if limit is None else limit
         while remaining > 0:
             size = min(_PAGE_SIZE, remaining)
             params = (*types, after, size)
             rows = self._fetch(sql, params)
-            for row in rows:
-                yield _record(row)
+            yield from records(rows)
             if len(rows) < size:
                 return
             after = rows[-1][2]

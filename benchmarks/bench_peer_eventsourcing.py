@@ -1,0 +1,180 @@
+"""
+The same SQLite benchmarks on the eventsourcing library's SQLite backend, side by side.
+
+eventsourcing is the most complete event sourcing library for Python; its SQLite
+recorder also runs WAL. Install it with ``pip install -e '.[bench]'``; without it these
+contenders are left out. Its connections are given the benchmark's synchronous
+setting, so both libraries run at the same durability.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+from decimal import Decimal  # noqa: TC003 (eventsourcing reads annotations at run time)
+from typing import TYPE_CHECKING, Any
+
+from bench_sqlite import BATCH
+from harness import Contender, Context, peer
+from workload import deposits
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+AVAILABLE = importlib.util.find_spec("eventsourcing") is not None
+NAME = "eventsourcing"
+SYNCHRONOUS = {"level": "FULL"}
+
+
+def set_durability() -> None:
+    """Make every connection eventsourcing opens use SYNCHRONOUS["level"]."""
+    from eventsourcing.sqlite import SQLiteConnectionPool  # noqa: PLC0415 (optional)
+
+    create = SQLiteConnectionPool._create_connection  # noqa: SLF001 (its connection factory)
+
+    def create_with_durability(pool: Any) -> Any:
+        connection = create(pool)
+        level = SYNCHRONOUS["level"]
+        connection._sqlite_conn.execute(f"PRAGMA synchronous = {level}")  # noqa: SLF001
+        return connection
+
+    SQLiteConnectionPool._create_connection = create_with_durability  # noqa: SLF001
+
+
+def make_app(path: Path, context: Context) -> Any:
+    from eventsourcing.application import Application  # noqa: PLC0415 (optional)
+
+    SYNCHRONOUS["level"] = context.synchronous
+    env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)}
+    return Application(env=env)
+
+
+def account_class() -> Any:
+    from eventsourcing.domain import Aggregate, event  # noqa: PLC0415 (optional)
+
+    class Account(Aggregate):
+        # Created by its first deposit, so a one-event stream is one deposit.
+        def __init__(self, amount: Decimal, memo: str) -> None:  # noqa: ARG002 (kept in the event)
+            self.balance = amount
+
+        @event("MoneyDeposited")
+        def deposit(self, amount: Decimal, memo: str) -> None:  # noqa: ARG002 (kept in the event)
+            self.balance += amount
+
+    return Account
+
+
+ACCOUNT = account_class() if AVAILABLE else None
+
+
+def new_account(deposits: list[Any]) -> Any:
+    """Return an unsaved account whose events are *deposits* (the first creates it)."""
+    first, *rest = deposits
+    account = ACCOUNT(first.amount, first.memo)
+    for deposit in rest:
+        account.deposit(deposit.amount, deposit.memo)
+    return account
+
+
+def append_streams(context: Context) -> Contender:
+    events = deposits(context.events)
+
+    @contextlib.contextmanager
+    def trial(folder: Path) -> Iterator[Callable[[], object]]:
+        app = make_app(folder / "es.db", context)
+
+        def step() -> None:
+            for deposit in events:
+                app.save(ACCOUNT(deposit.amount, deposit.memo))
+
+        yield step
+        app.close()
+
+    return Contender(NAME, trial)
+
+
+def append_batches(context: Context) -> Contender:
+    events = deposits(BATCH)
+    batches = context.events // BATCH
+
+    @contextlib.contextmanager
+    def trial(folder: Path) -> Iterator[Callable[[], object]]:
+        app = make_app(folder / "es.db", context)
+
+        def step() -> None:
+            for _ in range(batches):
+                app.save(new_account(events))
+
+        yield step
+        app.close()
+
+    return Contender(NAME, trial)
+
+
+def fill(path: Path, context: Context, streams: int, per_stream: int) -> list[Any]:
+    app = make_app(path, context)
+    ids = []
+    events = deposits(per_stream)
+    for _ in range(streams):
+        account = new_account(events[:1000])
+        app.save(account)
+        for start in range(1000, per_stream, 1000):
+            for deposit in events[start : start + 1000]:
+                account.deposit(deposit.amount, deposit.memo)
+            app.save(account)
+        ids.append(account.id)
+    app.close()
+    return ids
+
+
+def read_all(context: Context) -> Contender:
+    path = context.folder / "es.db"
+    fill(path, context, context.events // 1000, 1000)
+
+    @contextlib.contextmanager
+    def trial(folder: Path) -> Iterator[Callable[[], object]]:  # noqa: ARG001
+        app = make_app(path, context)
+
+        def step() -> None:
+            count, start = 0, 1
+            while True:
+                page = app.recorder.select_notifications(start=start, limit=1000)
+                for notification in page:
+                    app.mapper.to_domain_event(notification)
+                count += len(page)
+                if len(page) < 1000:
+                    break
+                start = page[-1].id + 1
+            assert count == context.events
+
+        yield step
+        app.close()
+
+    return Contender(NAME, trial)
+
+
+def load_aggregate(context: Context) -> Contender:
+    path = context.folder / "es.db"
+    (account_id,) = fill(path, context, 1, context.events)
+    expected = sum(deposit.amount for deposit in deposits(context.events))
+
+    @contextlib.contextmanager
+    def trial(folder: Path) -> Iterator[Callable[[], object]]:  # noqa: ARG001
+        app = make_app(path, context)
+
+        def step() -> None:
+            assert app.repository.get(account_id).balance == expected
+
+        yield step
+        app.close()
+
+    return Contender(NAME, trial)
+
+
+if AVAILABLE:
+    set_durability()
+    peer("append-streams")(append_streams)
+    peer("append-batches")(append_batches)
+    peer("read-all")(read_all)
+    peer("load-aggregate")(load_aggregate)

@@ -1,0 +1,258 @@
+"""
+SQLiteEventStore against bare sqlite3 code doing the same work on the same table.
+
+The bare baselines write and read the very table the store uses (created by a store
+with the same synchronous setting), so indexes and row sizes are identical. They
+serialize with json.dumps, make ids with uuid4 and select whole rows, as plain sqlite3
+code storing events would. What they leave out is what eventkit adds: validation,
+the registry, cattrs, the envelope, the version check and idempotency.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from harness import BASELINE, Contender, Context, benchmark
+from workload import Account, as_json_dict, deposits, registry
+
+from eventkit import NO_STREAM, Repository, SQLiteEventStore
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+BATCH = 100
+# The columns of a stored event, data last (as the bare loops decode it).
+ROW_COLUMNS = (
+    "stream_id, version, position, event_id, event_type, schema_version, metadata, "
+    "recorded_at, data"
+)
+INSERT = (
+    "INSERT INTO eventkit_events (position, stream_id, version, event_id, event_type, "
+    "schema_version, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def open_store(path: Path, context: Context) -> SQLiteEventStore:
+    return SQLiteEventStore(path, registry=registry, synchronous=context.synchronous)
+
+
+def open_bare(path: Path, context: Context) -> sqlite3.Connection:
+    """Create the store's tables, then connect as plain sqlite3 code would."""
+    open_store(path, context).close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA synchronous = {context.synchronous}")
+    return conn
+
+
+def row(position: int, stream_id: str, version: int, deposit: object, stamp: str) -> tuple:
+    return (
+        position,
+        stream_id,
+        version,
+        uuid.uuid4().bytes,
+        "MoneyDeposited",
+        1,
+        json.dumps(as_json_dict(deposit)),
+        "{}",
+        stamp,
+    )
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def fill(path: Path, context: Context, streams: int, per_stream: int) -> None:
+    """Write *streams* streams of *per_stream* deposits through eventkit (untimed)."""
+    with open_store(path, context) as store:
+        events = deposits(per_stream)
+        for n in range(streams):
+            for start in range(0, per_stream, 1000):
+                store.append(f"account-{n}", events[start : start + 1000])
+
+
+# -- appends ----------------------------------------------------------------------------------
+
+
+@benchmark(
+    "append-streams",
+    "{events:,} new streams of one event, one transaction each",
+    events=5_000,
+    quick_events=1_000,
+    target=0.80,
+)
+def append_streams(context: Context) -> list[Contender]:
+    events = deposits(context.events)
+
+    @contextlib.contextmanager
+    def with_eventkit(folder: Path) -> Iterator[Callable[[], object]]:
+        store = open_store(folder / "events.db", context)
+
+        def step() -> None:
+            for n, deposit in enumerate(events):
+                store.append(f"account-{n}", [deposit], expected_version=NO_STREAM)
+
+        yield step
+        store.close()
+
+    @contextlib.contextmanager
+    def with_bare(folder: Path) -> Iterator[Callable[[], object]]:
+        conn = open_bare(folder / "events.db", context)
+
+        def step() -> None:
+            for n, deposit in enumerate(events):
+                conn.execute("BEGIN")
+                conn.execute(INSERT, row(n + 1, f"account-{n}", 1, deposit, now()))
+                conn.execute("COMMIT")
+
+        yield step
+        conn.close()
+
+    return [Contender("eventkit", with_eventkit), Contender(BASELINE, with_bare)]
+
+
+@benchmark(
+    "append-batches",
+    f"{{events:,}} events in transactions of {BATCH}, one new stream each",
+    events=20_000,
+    quick_events=5_000,
+    target=0.50,
+)
+def append_batches(context: Context) -> list[Contender]:
+    events = deposits(BATCH)
+    batches = context.events // BATCH
+
+    @contextlib.contextmanager
+    def with_eventkit(folder: Path) -> Iterator[Callable[[], object]]:
+        store = open_store(folder / "events.db", context)
+
+        def step() -> None:
+            for n in range(batches):
+                store.append(f"account-{n}", events, expected_version=NO_STREAM)
+
+        yield step
+        store.close()
+
+    @contextlib.contextmanager
+    def with_bare(folder: Path) -> Iterator[Callable[[], object]]:
+        conn = open_bare(folder / "events.db", context)
+
+        def step() -> None:
+            position = 0
+            for n in range(batches):
+                stamp, stream_id = now(), f"account-{n}"
+                rows = [
+                    row(position + v, stream_id, v, deposit, stamp)
+                    for v, deposit in enumerate(events, start=1)
+                ]
+                position += len(rows)
+                conn.execute("BEGIN")
+                conn.executemany(INSERT, rows)
+                conn.execute("COMMIT")
+
+        yield step
+        conn.close()
+
+    return [Contender("eventkit", with_eventkit), Contender(BASELINE, with_bare)]
+
+
+# -- reads ------------------------------------------------------------------------------------
+
+
+@benchmark(
+    "read-all",
+    "read_all over {events:,} events",
+    events=50_000,
+    quick_events=10_000,
+    target=0.50,
+)
+def read_all(context: Context) -> list[Contender]:
+    path = context.folder / "events.db"
+    fill(path, context, streams=context.events // 1000, per_stream=1000)
+
+    @contextlib.contextmanager
+    def with_eventkit(folder: Path) -> Iterator[Callable[[], object]]:  # noqa: ARG001
+        store = open_store(path, context)
+
+        def step() -> None:
+            count = sum(1 for _ in store.read_all())
+            assert count == context.events
+
+        yield step
+        store.close()
+
+    def bare(columns: str) -> Callable[[Path], contextlib.AbstractContextManager[Any]]:
+        @contextlib.contextmanager
+        def trial(folder: Path) -> Iterator[Callable[[], object]]:  # noqa: ARG001
+            conn = sqlite3.connect(path, isolation_level=None)
+            query = f"SELECT {columns} FROM eventkit_events ORDER BY position"
+
+            def step() -> None:
+                count = 0
+                for row in conn.execute(query):
+                    json.loads(row[-1])
+                    count += 1
+                assert count == context.events
+
+            yield step
+            conn.close()
+
+        return trial
+
+    return [
+        Contender("eventkit", with_eventkit),
+        # The rows read_all reads, all columns; the data decoded.
+        Contender(BASELINE, bare(ROW_COLUMNS)),
+        # Only the data column: a floor no event store can reach.
+        Contender("bare, data only", bare("data")),
+    ]
+
+
+@benchmark(
+    "load-aggregate",
+    "Repository.load of an aggregate with {events:,} events",
+    events=10_000,
+    quick_events=2_000,
+)
+def load_aggregate(context: Context) -> list[Contender]:
+    path = context.folder / "events.db"
+    fill(path, context, streams=1, per_stream=context.events)
+    expected = sum(deposit.amount for deposit in deposits(context.events))
+
+    @contextlib.contextmanager
+    def with_eventkit(folder: Path) -> Iterator[Callable[[], object]]:  # noqa: ARG001
+        store = open_store(path, context)
+        accounts = Repository(store, Account, stream_prefix="account-")
+
+        def step() -> None:
+            assert accounts.load("0").balance == expected
+
+        yield step
+        store.close()
+
+    @contextlib.contextmanager
+    def with_bare(folder: Path) -> Iterator[Callable[[], object]]:  # noqa: ARG001
+        conn = sqlite3.connect(path, isolation_level=None)
+
+        def step() -> None:
+            account = Account("0")
+            history = conn.execute(
+                f"SELECT {ROW_COLUMNS} FROM eventkit_events WHERE stream_id = ? ORDER BY version",
+                ("account-0",),
+            )
+            for row in history:
+                account.balance += Decimal(json.loads(row[-1])["amount"])
+            assert account.balance == expected
+
+        yield step
+        conn.close()
+
+    return [Contender("eventkit", with_eventkit), Contender(BASELINE, with_bare)]
