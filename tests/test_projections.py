@@ -64,6 +64,34 @@ class TestProjection:
 
         assert Report().staged().table("totals") == "totals__rebuild"
 
+    def test_sql_names_the_tables_in_braces(self):
+        """sql() puts each declared table's name, or its rebuild copy's, in the statement."""
+
+        class Report(Projection):
+            name = "report"
+            tables = ("totals",)
+
+            def handle(self, recorded, tx):
+                pass
+
+        statement = "SELECT {{}}, n FROM {totals}"
+        assert (Report().sql(statement), Report().staged().sql(statement)) == (
+            "SELECT {}, n FROM totals",
+            "SELECT {}, n FROM totals__rebuild",
+        )
+
+    def test_sql_refuses_undeclared_tables(self):
+        """sql() names an undeclared table in braces as the fault."""
+
+        class Report(Projection):
+            name = "report"
+
+            def handle(self, recorded, tx):
+                pass
+
+        with pytest.raises(ValueError, match=r"table 'totals' is not declared"):
+            Report().sql("SELECT * FROM {totals}")
+
     def test_undeclared_tables_are_refused(self):
         """table() refuses a name the projection did not declare, naming both."""
 

@@ -32,8 +32,8 @@ class Projection(abc.ABC):
             tables = ("balances",)
 
             def setup(self, tx):
-                tx.execute(f"CREATE TABLE IF NOT EXISTS {self.table('balances')} "
-                           "(id TEXT PRIMARY KEY, amount TEXT NOT NULL)")
+                tx.execute(self.sql("CREATE TABLE IF NOT EXISTS {balances} "
+                                    "(id TEXT PRIMARY KEY, amount TEXT NOT NULL)"))
 
             def handle(self, recorded, tx):
                 match recorded.event:
@@ -75,9 +75,9 @@ class Projection(abc.ABC):
         """
         Return the name to write the table *name* under: itself, or its rebuild copy.
 
-        Always build table names with this method (and index names from table names)
-        in `setup` and `handle`, so that a rebuild writes fresh tables while readers
-        keep querying the old ones.
+        Always build table names with this method or `sql` (and index names from table
+        names) in `setup` and `handle`, so that a rebuild writes fresh tables while
+        readers keep querying the old ones.
 
         Raises:
             ValueError: *name* is not in `tables`.
@@ -88,6 +88,31 @@ class Projection(abc.ABC):
                 f"{tuple(self.tables)!r}"
             )
         return name + self.table_suffix
+
+    def sql(self, statement: str) -> str:
+        """
+        Return *statement* with each ``{name}`` of a table in `tables` replaced by `table`.
+
+        Write a projection's SQL once, with table names in braces, and it targets the
+        live tables or a rebuild's copies as appropriate:
+
+        .. code-block:: python
+
+            tx.execute(self.sql("UPDATE {balances} SET cents = ? WHERE id = ?"), (cents, id))
+
+        Write a literal brace as ``{{`` or ``}}``.
+
+        Raises:
+            ValueError: *statement* names a table in braces that is not in `tables`.
+        """
+        names = {name: self.table(name) for name in self.tables}
+        try:
+            return statement.format_map(names)
+        except KeyError as exc:
+            raise ValueError(
+                f"projection {self.name!r}: table {exc.args[0]!r} is not declared in its "
+                f"tables {tuple(self.tables)!r}"
+            ) from None
 
     def setup(self, tx: Any) -> None:  # noqa: B027 (an optional hook)
         """
