@@ -6,6 +6,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 from decimal import Decimal
 
@@ -114,11 +115,29 @@ _interruptions = st.lists(
 )
 
 
+@contextlib.contextmanager
+def fresh_store(where):
+    """A new SQLite store in memory or in a file of its own (hypothesis runs many)."""
+    if where == "memory":
+        with SQLiteEventStore(":memory:", registry=registry) as store:
+            yield store
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        path = pathlib.Path(folder) / "events.db"
+        with SQLiteEventStore(path, registry=registry, synchronous="NORMAL") as store:
+            yield store
+
+
 @settings(deadline=None)
-@given(history=_histories, batch_size=st.integers(1, 12), interruptions=_interruptions)
-def test_interrupted_runs_apply_every_event_exactly_once(history, batch_size, interruptions):
+@given(
+    where=st.sampled_from(["memory", "file"]),
+    history=_histories,
+    batch_size=st.integers(1, 12),
+    interruptions=_interruptions,
+)
+def test_interrupted_runs_apply_every_event_exactly_once(where, history, batch_size, interruptions):
     """Crashes and handler errors mid-batch, then restarts: each event applied exactly once."""
-    with SQLiteEventStore(":memory:", registry=registry) as store:
+    with fresh_store(where) as store:
         append_history(store, history)
         wanted = money_positions(store)
         for kind, at in interruptions:
