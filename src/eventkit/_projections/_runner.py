@@ -51,6 +51,15 @@ class ProjectionRunner:
     hot standby and takes over when the holder stops or dies, so runners can be started
     on several machines (or processes) for failover.
 
+    Example:
+        .. code-block:: python
+
+            runner = ProjectionRunner(store, Balances(), batch_size=500)
+            runner.run_until_caught_up()          # in this thread, then return
+            with runner:                          # or: follow in a background thread
+                result = accounts.save(account)
+                runner.wait_for(result.positions[-1])
+
     Args:
         store: The event store; it must also keep projection checkpoints
             (`ProjectionStore`), as every eventkit backend does.
