@@ -63,14 +63,14 @@ class TestResolveExisting:
             write.records[0].event_id: StoredEventRef("s", 4, 10),
             write.records[1].event_id: StoredEventRef("s", 5, 12),
         }
-        assert resolve_existing(write, found) == AppendResult("s", 5, (10, 12))
+        assert resolve_existing(write, found, 9) == AppendResult("s", 5, (10, 12))
 
     def test_ids_in_another_stream_raise(self):
         """An id stored in another stream is a collision, not a retry."""
         write = RecordWrite("s", records(1), ANY)
         found = {write.records[0].event_id: StoredEventRef("t", 1, 1)}
         with pytest.raises(DuplicateEventIdError) as info:
-            resolve_existing(write, found)
+            resolve_existing(write, found, 2)
         assert info.value.existing_stream_id == "t"
 
     def test_a_partial_overlap_raises(self):
@@ -78,7 +78,7 @@ class TestResolveExisting:
         write = RecordWrite("s", records(2), ANY)
         found = {write.records[1].event_id: StoredEventRef("s", 1, 1)}
         with pytest.raises(DuplicateEventIdError) as info:
-            resolve_existing(write, found)
+            resolve_existing(write, found, 2)
         assert info.value.event_id == write.records[1].event_id
 
     def test_ids_in_a_different_order_raise(self):
@@ -89,15 +89,15 @@ class TestResolveExisting:
             write.records[1].event_id: StoredEventRef("s", 1, 1),
         }
         with pytest.raises(DuplicateEventIdError):
-            resolve_existing(write, found)
+            resolve_existing(write, found, 2)
 
     def test_a_repeat_with_the_wrong_expected_version_conflicts(self):
         """The repeat must carry an expected version the original append satisfied."""
         write = RecordWrite("s", records(1), NO_STREAM)
         found = {write.records[0].event_id: StoredEventRef("s", 2, 2)}
         with pytest.raises(ConcurrencyError) as info:
-            resolve_existing(write, found)
-        assert info.value.actual_version == 1
+            resolve_existing(write, found, 7)
+        assert (info.value.expected_version, info.value.actual_version) == (NO_STREAM, 7)
 
 
 class TestStreamAppend:

@@ -271,32 +271,44 @@ def check_expected_version(stream_id: str, expected: ExpectedVersion, actual: in
 
     .. versionadded:: 0.1.0
     """
-    if expected is ANY:
-        return
-    if expected is NO_STREAM or expected == 0:
-        ok = actual == 0
-    elif expected is STREAM_EXISTS:
-        ok = actual > 0
-    else:
-        ok = actual == expected
-    if not ok:
+    if not _satisfies(expected, actual):
         raise ConcurrencyError(stream_id, expected, actual)
 
 
-def resolve_existing(write: RecordWrite, found: Mapping[UUID, StoredEventRef]) -> AppendResult:
+def _satisfies(expected: ExpectedVersion, version: int) -> bool:
+    if expected is ANY:
+        return True
+    if expected is NO_STREAM or expected == 0:
+        return version == 0
+    if expected is STREAM_EXISTS:
+        return version > 0
+    return version == expected
+
+
+def resolve_existing(
+    write: RecordWrite, found: Mapping[UUID, StoredEventRef], actual: int
+) -> AppendResult:
     """
     Decide an append some of whose event ids are already stored.
 
-    A backend calls this, inside its transaction, when any of *write*'s event ids exist.
-    It returns the original result when the write repeats an earlier append exactly
-    (same stream, same ids in the same order, consecutive versions, and an expected
-    version that the earlier append satisfied); that is an idempotent retry, and the
-    backend must store nothing.
+    A backend calls this, inside its transaction, when any of *write*'s event ids are
+    stored. Event ids identify events; their data is not compared. The append is a
+    retry, and succeeds without storing anything, when every one of its ids is stored
+    in this stream, at consecutive versions in the order given (the whole of an
+    earlier append, or a run of stored events), and its expected version would have
+    accepted the stream just before the first of them. It then returns what the
+    earlier append returned for those events.
+
+    Args:
+        write: The append, as the backend received it.
+        found: Where each of *write*'s stored event ids is stored.
+        actual: The stream's current version, for the error message.
 
     Raises:
-        DuplicateEventIdError: Some ids are used by other events.
-        ConcurrencyError: The same events were appended, but the expected version does
-            not describe that earlier append.
+        DuplicateEventIdError: Some ids are new or stored elsewhere, or not as one
+            consecutive run in this order: not a retry.
+        ConcurrencyError: A retry whose expected version the stream did not have before
+            those events (it reports the stream's current version as actual).
 
     .. versionadded:: 0.1.0
     """
@@ -311,7 +323,8 @@ def resolve_existing(write: RecordWrite, found: Mapping[UUID, StoredEventRef]) -
     first = refs[0].version
     if [ref.version for ref in refs] != list(range(first, first + len(refs))):
         raise DuplicateEventIdError(write.records[0].event_id, write.stream_id, write.stream_id)
-    check_expected_version(write.stream_id, write.expected_version, first - 1)
+    if not _satisfies(write.expected_version, first - 1):
+        raise ConcurrencyError(write.stream_id, write.expected_version, actual)
     return AppendResult(write.stream_id, refs[-1].version, tuple(ref.position for ref in refs))
 
 

@@ -96,7 +96,7 @@ class InMemoryEventStore(BaseEventStore):
                     if record.event_id in self._ids
                 }
                 if found:
-                    results.append(resolve_existing(write, found))
+                    results.append(resolve_existing(write, found, actual))
                     continue
                 check_expected_version(write.stream_id, write.expected_version, actual)
                 for version, record in enumerate(write.records, start=actual + 1):

@@ -262,8 +262,10 @@ class EventStoreContract:
         events = [NewEvent(Deposited(Decimal(2)))]
         store.append("s", _deposits(1))
         store.append("s", events, expected_version=1)
-        with pytest.raises(ConcurrencyError):
+        store.append("s", _deposits(3))
+        with pytest.raises(ConcurrencyError) as info:
             store.append("s", events, expected_version=NO_STREAM)
+        assert info.value.actual_version == 3
 
     def test_an_event_id_used_in_another_stream_raises(self, store: EventStore) -> None:
         """Event ids are unique in the store: reusing one elsewhere is refused."""

@@ -362,7 +362,7 @@ class SQLiteEventStore(SQLiteProjectionStorage, BaseEventStore):
                 found = self._find(conn, records)
                 if not found:
                     raise
-                results.append(resolve_existing(write, found))
+                results.append(resolve_existing(write, found, actual))
                 continue
             count = len(records)
             rows = [
@@ -392,7 +392,7 @@ class SQLiteEventStore(SQLiteProjectionStorage, BaseEventStore):
                 if not found:  # pragma: no cover (a defence: versions come from max(version))
                     raise  # (stream, version) was taken: the boundary says ConcurrencyError
                 boundary.write = None
-                results.append(resolve_existing(write, found))
+                results.append(resolve_existing(write, found, actual))
                 continue
             boundary.write = None
             results.append(
