@@ -30,6 +30,7 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(datetime|uuid|decimal|enum|types|typing|typing_extensions|collections\.abc)\..*"),
     (r"py:.*", r"(attrs|attr|cattrs|cattr|sqlite3|psycopg|psycopg_pool|pathlib|os)\..*"),
     (r"py:.*", r"(Decimal|UUID|datetime|Path|Any|Self|Callable|Iterable|Iterator|Mapping)"),
+    (r"py:.*", r"(contextlib\.)?AbstractContextManager"),
     (r"py:.*", r"(Sequence|TracebackType|NamedTuple|Protocol|E|T|A|ExpectedVersion)"),
     (r"py:.*", r"(int|str|bytes|bool|float|object|type|tuple|list|dict|frozenset|None)"),
     (r"py:.*", r"(Exception|BaseException|ValueError|TypeError|LookupError)"),

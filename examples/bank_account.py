@@ -3,8 +3,10 @@ A bank account, event-sourced.
 
 Opens an account, deposits and withdraws under an overdraft limit, shows a refused
 withdrawal, a concurrent change caught by optimistic concurrency, and the account as it
-was in the past. The events are kept in an SQLite file: ``bank.db`` in the current
-folder, or the path given as the first argument. Each run starts from a new file.
+was in the past. Then a monthly-interest read model, built by a projection, turns out
+to have a bug; the bug is fixed and the read model rebuilt from history. The events
+and the read model are kept in an SQLite file: ``bank.db`` in the current folder, or
+the path given as the first argument. Each run starts from a new file.
 
 Run it with ``make demo`` or ``python examples/bank_account.py [PATH]``.
 """
@@ -15,10 +17,26 @@ import sqlite3
 import sys
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 
-from eventkit import Aggregate, ConcurrencyError, Repository, SQLiteEventStore, event
+from eventkit import (
+    Aggregate,
+    ConcurrencyError,
+    Projection,
+    ProjectionRunner,
+    Repository,
+    SQLiteEventStore,
+    event,
+)
+
+if TYPE_CHECKING:
+    from eventkit import RecordedEvent
+
+CENT = Decimal("0.01")
+# The read-model tables the interest projection keeps in the same file as the events.
+READ_MODEL_TABLES = ("interest_balances", "monthly_interest")
 
 
 class OverdraftError(ValueError):
@@ -44,6 +62,15 @@ class MoneyDeposited:
 class MoneyWithdrawn:
     amount: Decimal
     memo: str = ""
+
+
+@event("MonthClosed")
+@attrs.frozen
+class MonthClosed:
+    """The books of a month are closed: interest is due on every balance."""
+
+    month: str
+    annual_rate: Decimal
 
 
 @attrs.define
@@ -82,6 +109,83 @@ class Account(Aggregate):
                 self.balance -= amount
 
 
+class MonthlyInterest(Projection):
+    """Each account's balance, and the interest due on it when a month closes."""
+
+    name = "monthly_interest"
+    version = 1
+    event_types = (MoneyDeposited, MoneyWithdrawn, MonthClosed)
+    tables = READ_MODEL_TABLES
+
+    def setup(self, tx: sqlite3.Connection) -> None:
+        tx.execute(
+            self.sql(
+                "CREATE TABLE IF NOT EXISTS {interest_balances} "
+                "(account TEXT PRIMARY KEY, balance TEXT NOT NULL)"
+            )
+        )
+        tx.execute(
+            self.sql(
+                "CREATE TABLE IF NOT EXISTS {monthly_interest} (account TEXT, month TEXT, "
+                "interest TEXT NOT NULL, PRIMARY KEY (account, month))"
+            )
+        )
+
+    def handle(self, recorded: RecordedEvent[object], tx: sqlite3.Connection) -> None:
+        # tx is the transaction that also moves this projection's checkpoint:
+        # the read model gets every event exactly once.
+        match recorded.event:
+            case MoneyDeposited(amount=amount):
+                self.change(tx, recorded.stream_id, amount)
+            case MoneyWithdrawn(amount=amount):
+                self.change(tx, recorded.stream_id, amount)  # the bug: a withdrawal adds
+            case MonthClosed(month=month, annual_rate=rate):
+                balances = tx.execute(self.sql("SELECT account, balance FROM {interest_balances}"))
+                for account, balance in balances.fetchall():
+                    interest = (Decimal(balance) * rate / 12).quantize(CENT)
+                    tx.execute(
+                        self.sql("INSERT INTO {monthly_interest} VALUES (?, ?, ?)"),
+                        (account, month, str(interest)),
+                    )
+
+    def change(self, tx: sqlite3.Connection, account: str, amount: Decimal) -> None:
+        row = tx.execute(
+            self.sql("SELECT balance FROM {interest_balances} WHERE account = ?"), (account,)
+        ).fetchone()
+        balance = Decimal(row[0]) if row else Decimal(0)
+        tx.execute(
+            self.sql("INSERT OR REPLACE INTO {interest_balances} VALUES (?, ?)"),
+            (account, str(balance + amount)),
+        )
+
+
+class CorrectedMonthlyInterest(MonthlyInterest):
+    """The same read model with withdrawals subtracted."""
+
+    version = 2  # the logic changed: a runner rebuilds the read model from history
+
+    def handle(self, recorded: RecordedEvent[object], tx: sqlite3.Connection) -> None:
+        match recorded.event:
+            case MoneyWithdrawn(amount=amount):
+                self.change(tx, recorded.stream_id, -amount)
+            case _:
+                super().handle(recorded, tx)
+
+
+def print_interest(path: str, version: int) -> None:
+    # Readers query the read model with their own connection, as any SQLite client would.
+    conn = sqlite3.connect(path)
+    try:
+        rows = conn.execute(
+            "SELECT i.account, i.month, i.interest, b.balance FROM monthly_interest i "
+            "JOIN interest_balances b USING (account) ORDER BY i.account, i.month"
+        ).fetchall()
+    finally:
+        conn.close()
+    for account, month, interest, balance in rows:
+        print(f"interest for {month} (version {version}): {account} {interest} on {balance}")
+
+
 def remove_previous_run(path: Path) -> None:
     """Delete the file a previous run left at *path*, and only such a file."""
     if not path.exists():
@@ -97,10 +201,16 @@ def remove_previous_run(path: Path) -> None:
             conn.close()
     except sqlite3.DatabaseError:
         tables = []
-    if not tables or not all(name.startswith("eventkit_") for name in tables):
+    ours = [
+        name.startswith("eventkit_") or name.removesuffix("__rebuild") in READ_MODEL_TABLES
+        for name in tables
+    ]
+    if not tables or not all(ours):
         raise SystemExit(f"{path} is not a file this example wrote; give another path")
     for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
         leftover.unlink(missing_ok=True)
+    for lock in path.parent.glob(f"{path.name}-eventkit_projection-*.lock"):
+        lock.unlink()
 
 
 def main(argv: list[str]) -> int:
@@ -108,6 +218,7 @@ def main(argv: list[str]) -> int:
     remove_previous_run(path)
     with SQLiteEventStore(path) as store:
         run(store)
+        interest(store)
     print(f"the events are in {path}")
     return 0
 
@@ -146,6 +257,18 @@ def run(store: SQLiteEventStore) -> None:
     print(f"balance now {now.balance} (version {now.version}); after the salary {then.balance}")
     for recorded in store.read_stream("account-ada"):
         print(f"  v{recorded.version} @{recorded.position} {recorded.event}")
+
+
+def interest(store: SQLiteEventStore) -> None:
+    store.append("books", [MonthClosed("2026-01", annual_rate=Decimal("0.03"))])
+    ProjectionRunner(store, MonthlyInterest()).run_until_caught_up()
+    print_interest(store.path, version=1)
+
+    # Withdrawals were added instead of subtracted. Fix the handler, bump the version:
+    # the runner sees a read model of version 1 and rebuilds it from the first event,
+    # beside the old one, which keeps serving until the new one is swapped in.
+    ProjectionRunner(store, CorrectedMonthlyInterest()).run_until_caught_up()
+    print_interest(store.path, version=2)
 
 
 if __name__ == "__main__":

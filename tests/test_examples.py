@@ -28,6 +28,13 @@ def test_bank_account(tmp_path):
     assert "balance now 159.50 (version 5); after the salary 250.00" in out
 
 
+def test_bank_account_rebuilds_the_buggy_interest_read_model(tmp_path):
+    """The interest read model with a bug is rebuilt from history with the fix."""
+    out = run("bank_account.py", cwd=tmp_path)
+    assert "interest for 2026-01 (version 1): account-ada 0.90 on 360.50" in out
+    assert "interest for 2026-01 (version 2): account-ada 0.40 on 159.50" in out
+
+
 def test_bank_account_reruns_on_the_file_it_is_given(tmp_path):
     """Run twice on a path given as argument, the example starts afresh each time."""
     path = tmp_path / "ledger.db"

@@ -15,6 +15,7 @@ LAYERS = {
     "_envelope": 1,
     "_serialization": 2,
     "_store": 3,
+    "_projection_store": 3,
     "_aggregate": 4,
     "_snapshots": 5,  # snapshots hold aggregates; the repository takes and reads them
     "_repository": 6,
@@ -25,8 +26,16 @@ LAYERS = {
     "testing": 7,
     "__init__": 8,
 }
-# Backends see records, never domain objects: only these modules.
-BACKEND_MAY_IMPORT = {"_store", "_serialization", "_envelope", "exceptions", "_backends"}
+# Backends see records, never domain objects: only these modules. _projection_store is the
+# record-level storage contract of projections (checkpoints, dead letters, locks).
+BACKEND_MAY_IMPORT = {
+    "_store",
+    "_projection_store",
+    "_serialization",
+    "_envelope",
+    "exceptions",
+    "_backends",
+}
 
 
 def import_names(path: pathlib.Path, *, typing_only: bool = True) -> list[str]:

@@ -3,7 +3,8 @@ eventkit: event sourcing for Python.
 
 Define events (`event`) and aggregates (`Aggregate`), keep them in an event store
 (`InMemoryEventStore`, `SQLiteEventStore`), load and save them through a `Repository`,
-which can keep snapshots beside the events.
+which can keep snapshots beside the events, and build read models with a
+`ProjectionRunner`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,23 @@ from eventkit._migration import (
     VerifyReport,
     migrate,
     verify,
+)
+from eventkit._projection_store import (
+    Checkpoint,
+    DeadLetter,
+    ProjectionLock,
+    ProjectionStore,
+    ProjectionTransaction,
+)
+from eventkit._projections import (
+    ErrorPolicy,
+    ParkOnError,
+    Projection,
+    ProjectionRunner,
+    ProjectionState,
+    ProjectionStatus,
+    RetryOnError,
+    StopOnError,
 )
 from eventkit._repository import Repository
 from eventkit._serialization import Codec, EventRecord, NewRecord, make_converter
@@ -75,10 +93,13 @@ __all__ = [
     "Aggregate",
     "AppendResult",
     "BaseEventStore",
+    "Checkpoint",
     "Codec",
     "ConcurrencyError",
     "ContextUpcaster",
+    "DeadLetter",
     "DuplicateEventIdError",
+    "ErrorPolicy",
     "EventKitError",
     "EventRecord",
     "EventRegistry",
@@ -89,17 +110,27 @@ __all__ = [
     "MigrationReport",
     "NewEvent",
     "NewRecord",
+    "ParkOnError",
+    "Projection",
     "ProjectionError",
+    "ProjectionLock",
+    "ProjectionRunner",
+    "ProjectionState",
+    "ProjectionStatus",
+    "ProjectionStore",
+    "ProjectionTransaction",
     "RecordWrite",
     "RecordedEvent",
     "RegistrationError",
     "Repository",
     "RetiredEvent",
+    "RetryOnError",
     "SQLiteEventStore",
     "SerializationError",
     "SnapshotPolicy",
     "SnapshotProgress",
     "SnapshotRecord",
+    "StopOnError",
     "StoreError",
     "StoredEventRef",
     "StreamAppend",

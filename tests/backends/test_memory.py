@@ -1,12 +1,14 @@
 """The in-memory store runs the conformance suites."""
 
+import threading
+
 import pytest
 
 from eventkit import InMemoryEventStore
-from eventkit.testing import EventStoreContract, SnapshotStoreContract
+from eventkit.testing import EventStoreContract, ProjectionStoreContract, SnapshotStoreContract
 
 
-class TestInMemoryEventStore(EventStoreContract, SnapshotStoreContract):
+class TestInMemoryEventStore(EventStoreContract, ProjectionStoreContract, SnapshotStoreContract):
     @pytest.fixture(name="make_store")
     def _make_store(self):
         return lambda registry: InMemoryEventStore(registry=registry)
@@ -15,3 +17,25 @@ class TestInMemoryEventStore(EventStoreContract, SnapshotStoreContract):
         """The repr says how many events the store holds."""
         store.append("s", [])
         assert repr(store) == "<InMemoryEventStore with 0 events>"
+
+    def test_a_lock_is_freed_when_its_thread_ends(self, store):
+        """A lock whose holding thread ended without releasing it can be taken again."""
+        taken = []
+        thread = threading.Thread(target=lambda: taken.append(store.lock_projection("p")))
+        thread.start()
+        thread.join()
+        assert taken[0] is not None
+        assert store.lock_projection("p") is not None
+
+    def test_handlers_get_no_connection(self, store):
+        """Handlers of projections over the in-memory store receive None as their tx."""
+        with store.projection_transaction() as tx:
+            assert tx.connection is None
+
+    def test_declared_tables_are_refused(self, store):
+        """The in-memory store keeps no tables, and says so when asked to drop some."""
+        with (
+            pytest.raises(ValueError, match="keeps no read-model tables"),
+            store.projection_transaction() as tx,
+        ):
+            tx.drop_tables(["balances"])

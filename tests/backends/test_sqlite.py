@@ -24,7 +24,12 @@ from eventkit import (
 from eventkit._backends.sqlite import schema
 from eventkit._backends.sqlite.connections import Boundary
 from eventkit._store import RecordWrite
-from eventkit.testing import EventStoreContract, SnapshotStoreContract, contract_registry
+from eventkit.testing import (
+    EventStoreContract,
+    ProjectionStoreContract,
+    SnapshotStoreContract,
+    contract_registry,
+)
 from eventkit.testing._events import Address, Deposited, Everything, Noted, Tier, _deposits
 from tests.backends.sqlite_worker import describe
 
@@ -35,7 +40,7 @@ def make_store(path, **options):
     return SQLiteEventStore(path, registry=contract_registry, **options)
 
 
-class TestSQLiteEventStore(EventStoreContract, SnapshotStoreContract):
+class TestSQLiteEventStore(EventStoreContract, ProjectionStoreContract, SnapshotStoreContract):
     @pytest.fixture(name="make_store")
     def _make_store(self, tmp_path):
         counter = itertools.count()
@@ -44,7 +49,9 @@ class TestSQLiteEventStore(EventStoreContract, SnapshotStoreContract):
         )
 
 
-class TestInMemorySQLiteEventStore(EventStoreContract, SnapshotStoreContract):
+class TestInMemorySQLiteEventStore(
+    EventStoreContract, ProjectionStoreContract, SnapshotStoreContract
+):
     @pytest.fixture(name="make_store")
     def _make_store(self):
         return lambda registry: SQLiteEventStore(":memory:", registry=registry)

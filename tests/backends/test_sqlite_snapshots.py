@@ -2,6 +2,7 @@
 
 import logging
 import pathlib
+import re
 import sqlite3
 import subprocess
 import sys
@@ -77,7 +78,9 @@ class TestSnapshotTable:
         with make_store(path) as store:
             open_account(Repository(store, Account), "1", 5)
         conn = sqlite3.connect(path)
-        conn.execute("DROP TABLE eventkit_snapshots")
+        for migration in schema.MIGRATIONS[1:]:  # back to version 1: drop the later tables
+            for table in re.findall(r"CREATE TABLE \{prefix\}(\w+)", "".join(migration.statements)):
+                conn.execute(f"DROP TABLE eventkit_{table}")
         conn.execute("UPDATE eventkit_meta SET value = '1'")
         conn.commit()
         conn.close()

@@ -5,9 +5,17 @@ from __future__ import annotations
 import bisect
 import itertools
 import threading
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from eventkit._projection_store import (
+    AppendListeners,
+    Checkpoint,
+    DeadLetter,
+    ProjectionLock,
+    ThreadBoundLocks,
+)
 from eventkit._serialization import EventRecord
 from eventkit._store import (
     AppendResult,
@@ -20,7 +28,7 @@ from eventkit._store import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator, Sequence
     from uuid import UUID
 
     import cattrs
@@ -63,6 +71,12 @@ class InMemoryEventStore(BaseEventStore):
         # Stream ids in ascending order, for _stream_ids; kept sorted as streams appear.
         self._stream_order: list[str] = []
         self._snapshots: dict[str, SnapshotRecord] = {}
+        self._listeners = AppendListeners()
+        self._projection_locks = ThreadBoundLocks()
+        # One projection transaction at a time, as a database's write lock would allow.
+        self._projection_mutex = threading.Lock()
+        self._checkpoints: dict[str, Checkpoint] = {}
+        self._dead_letters: dict[str, dict[int, DeadLetter]] = {}
 
     def __repr__(self) -> str:
         return f"<InMemoryEventStore with {len(self._log)} events>"
@@ -116,7 +130,9 @@ class InMemoryEventStore(BaseEventStore):
                 self._ids[stored.event_id] = StoredEventRef(
                     stored.stream_id, stored.version, stored.position
                 )
-            return results
+        if staged:
+            self._listeners.notify()
+        return results
 
     def _read_stream(
         self, stream_id: str, low: int, high: int | None, *, backwards: bool, limit: int | None
@@ -171,3 +187,91 @@ class InMemoryEventStore(BaseEventStore):
     def _load_snapshot(self, stream_id: str) -> SnapshotRecord | None:
         with self._lock:
             return self._snapshots.get(stream_id)
+
+    # -- projection storage -----------------------------------------------------------------
+
+    @property
+    def exactly_once(self) -> bool:
+        """False: handlers write to Python objects that a rollback cannot undo."""
+        return False
+
+    @contextmanager
+    def projection_transaction(self) -> Iterator[_MemoryProjectionTransaction]:
+        """Open a projection transaction; it commits when the block ends without error."""
+        with self._projection_mutex:
+            transaction = _MemoryProjectionTransaction(self._checkpoints, self._dead_letters)
+            yield transaction
+            # Reached only without an exception: the staged copies become the state.
+            self._checkpoints = transaction.checkpoints
+            self._dead_letters = transaction.dead_letters
+
+    def projection_checkpoints(self) -> dict[str, Checkpoint]:
+        """Return every committed checkpoint, by projection name."""
+        return dict(self._checkpoints)
+
+    def dead_letters(self, projection: str) -> list[DeadLetter]:
+        """Return the projection's committed dead letters, in position order."""
+        letters = self._dead_letters.get(projection, {})
+        return [letters[position] for position in sorted(letters)]
+
+    def lock_projection(self, projection: str) -> ProjectionLock | None:
+        """Take the projection's lock; it is free again when the taking thread ends."""
+        return self._projection_locks.acquire(projection)
+
+    def on_append(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call *callback* after each append commits; return the unsubscribe function."""
+        return self._listeners.add(callback)
+
+
+class _MemoryProjectionTransaction:
+    # Works on copies of the store's dictionaries; the store adopts them on commit, so
+    # a rollback is simply forgetting them.
+    connection = None
+
+    def __init__(
+        self,
+        checkpoints: dict[str, Checkpoint],
+        dead_letters: dict[str, dict[int, DeadLetter]],
+    ) -> None:
+        self.checkpoints = dict(checkpoints)
+        self.dead_letters = {name: dict(letters) for name, letters in dead_letters.items()}
+
+    def checkpoint(self, projection: str) -> Checkpoint | None:
+        return self.checkpoints.get(projection)
+
+    def save_checkpoint(self, projection: str, checkpoint: Checkpoint) -> None:
+        self.checkpoints[projection] = checkpoint
+
+    def forget(self, projection: str) -> None:
+        self.checkpoints.pop(projection, None)
+        self.dead_letters.pop(projection, None)
+
+    def park(self, letter: DeadLetter) -> None:
+        self.dead_letters.setdefault(letter.projection, {})[letter.position] = letter
+
+    def unpark(self, projection: str, position: int) -> None:
+        self.dead_letters.get(projection, {}).pop(position, None)
+
+    def move_projection(self, source: str, target: str) -> None:
+        checkpoint = self.checkpoints.pop(source, None)
+        letters = self.dead_letters.pop(source, {})
+        self.forget(target)
+        if checkpoint is not None:
+            self.checkpoints[target] = checkpoint
+        self.dead_letters[target] = {
+            position: letter._replace(projection=target) for position, letter in letters.items()
+        }
+
+    def drop_tables(self, names: Sequence[str]) -> None:
+        _refuse_tables(names)
+
+    def replace_tables(self, moves: Sequence[tuple[str, str]]) -> None:
+        _refuse_tables([target for _, target in moves])
+
+
+def _refuse_tables(names: Sequence[str]) -> None:
+    if names:
+        raise ValueError(
+            f"InMemoryEventStore keeps no read-model tables, but tables {list(names)!r} "
+            "were named; keep an in-memory read model in the projection's attributes"
+        )

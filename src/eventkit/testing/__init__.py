@@ -1,5 +1,5 @@
 """
-Test helpers: the event store conformance suite and aggregate scenarios.
+Test helpers: the conformance suites of stores, and aggregate scenarios.
 
 This module needs pytest and hypothesis (``pip install eventkit[test]``); eventkit
 itself never imports it.
@@ -20,12 +20,16 @@ it makes.
             return lambda registry: MyEventStore(tmp_path / f"{next(counter)}.db",
                                                  registry=registry)
 
+Mix `ProjectionStoreContract` into the same class to check the backend's projection
+storage (checkpoints, dead letters, locks) and a `ProjectionRunner` on it.
+
 .. versionadded:: 0.1.0
 """
 
 from eventkit.testing._contract import EventStoreContract
 from eventkit.testing._events import StoreFactory, contract_registry
 from eventkit.testing._machine import EventStoreMachine
+from eventkit.testing._projections import ProjectionStoreContract
 from eventkit.testing._scenarios import AggregateScenario, given
 from eventkit.testing._snapshots import SnapshotStoreContract
 
@@ -33,6 +37,7 @@ __all__ = [
     "AggregateScenario",
     "EventStoreContract",
     "EventStoreMachine",
+    "ProjectionStoreContract",
     "SnapshotStoreContract",
     "StoreFactory",
     "contract_registry",

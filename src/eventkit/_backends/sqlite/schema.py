@@ -80,6 +80,34 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        3,
+        "projection checkpoints and dead letters",
+        (
+            # One row per projection (and per rebuild in progress): the position its read
+            # model includes, and the projection version that built it.
+            """
+            CREATE TABLE {prefix}projection_checkpoints (
+                name TEXT PRIMARY KEY,
+                position INTEGER NOT NULL,
+                version INTEGER NOT NULL
+            ) WITHOUT ROWID
+            """,
+            """
+            CREATE TABLE {prefix}projection_dead_letters (
+                projection TEXT NOT NULL,
+                position INTEGER NOT NULL,
+                stream_id TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                event_type TEXT NOT NULL,
+                error TEXT NOT NULL,
+                attempts INTEGER NOT NULL,
+                parked_at TEXT NOT NULL,
+                PRIMARY KEY (projection, position)
+            ) WITHOUT ROWID
+            """,
+        ),
+    ),
 )
 """Every schema step, oldest first; the last one's version is `SCHEMA_VERSION`."""
 

@@ -55,6 +55,7 @@ from eventkit._backends.sqlite.connections import (
     retry_busy,
     rollback,
 )
+from eventkit._backends.sqlite.projections import SQLiteProjectionStorage
 from eventkit._backends.sqlite.snapshots import (
     SnapshotStatements,
     snapshot_record,
@@ -90,7 +91,7 @@ _PAGE_SIZE = 1000
 _ID_CHUNK = 500
 
 
-class SQLiteEventStore(BaseEventStore):
+class SQLiteEventStore(SQLiteProjectionStorage, BaseEventStore):
     """
     An event store in an SQLite file: durable, and safe for many threads and processes.
 
@@ -100,6 +101,11 @@ class SQLiteEventStore(BaseEventStore):
     appends are checked and ordered across all of them. `BaseEventStore.read_all`
     streams in pages, in constant memory, and filters by event type through an index.
     Each aggregate's latest snapshot is kept in the same file.
+
+    It keeps projection checkpoints and dead letters in the same file, so a
+    `ProjectionRunner` whose projections write their read models through the
+    transaction they are handed applies each event exactly once; a projection's lock
+    is an OS file lock beside the database, freed when its process dies.
 
     Example:
         .. code-block:: python

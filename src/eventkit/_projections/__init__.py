@@ -1,0 +1,17 @@
+"""Projections: read models folded from the global log, and the runner that feeds them."""
+
+from eventkit._projections._policies import ErrorPolicy, ParkOnError, RetryOnError, StopOnError
+from eventkit._projections._projection import Projection
+from eventkit._projections._runner import ProjectionRunner
+from eventkit._projections._status import ProjectionState, ProjectionStatus
+
+__all__ = [
+    "ErrorPolicy",
+    "ParkOnError",
+    "Projection",
+    "ProjectionRunner",
+    "ProjectionState",
+    "ProjectionStatus",
+    "RetryOnError",
+    "StopOnError",
+]

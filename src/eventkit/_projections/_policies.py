@@ -1,0 +1,113 @@
+"""Error policies: what a runner does when a projection's handler fails on an event."""
+
+from __future__ import annotations
+
+import enum
+from typing import TypeAlias
+
+import attrs
+
+
+@attrs.frozen
+class StopOnError:
+    """
+    Stop the projection at the failing event: the default policy.
+
+    The checkpoint stays just before the failing event and the runner raises (or, in
+    the background, records) a `ProjectionError` naming the projection and the event.
+    Fix the cause and run again: the event is handled again from there.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+@attrs.frozen
+class ParkOnError:
+    """
+    Park the failing event in the projection's dead letters and go on with the next.
+
+    Parked events can be listed (`ProjectionRunner.dead_letters`) and handled again
+    later (`ProjectionRunner.retry_dead_letters`).
+
+    .. versionadded:: 0.1.0
+    """
+
+
+def _positive(_: object, attribute: attrs.Attribute[float], value: object) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{attribute.name} must be a number >= 0, got {value!r}")
+
+
+def _attempts(_: object, __: attrs.Attribute[int], value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"attempts must be an integer >= 1, got {value!r}")
+
+
+@attrs.frozen
+class RetryOnError:
+    """
+    Handle the failing event again after growing pauses, then fall back to *then*.
+
+    Each retry runs in a fresh transaction, so in the exactly-once case nothing of a
+    failed attempt remains. The runner stays on the failing event while it waits; a
+    `ProjectionRunner.stop` during a pause ends the wait at once and leaves the
+    checkpoint before the event.
+
+    Args:
+        attempts: How many retries after the first failure.
+        delay: The pause before the first retry, in seconds.
+        factor: Each further pause is this many times the previous one.
+        max_delay: No pause is longer than this.
+        then: What to do when every retry failed: `StopOnError` (the default) or
+            `ParkOnError`.
+
+    Raises:
+        ValueError: A number is out of range.
+        TypeError: *then* is not `StopOnError` or `ParkOnError`.
+
+    .. versionadded:: 0.1.0
+    """
+
+    attempts: int = attrs.field(default=3, validator=_attempts)
+    delay: float = attrs.field(default=0.1, validator=_positive)
+    factor: float = attrs.field(default=2.0, validator=_positive)
+    max_delay: float = attrs.field(default=30.0, validator=_positive)
+    then: StopOnError | ParkOnError = attrs.field(
+        factory=StopOnError, validator=attrs.validators.instance_of((StopOnError, ParkOnError))
+    )
+
+    @property
+    def delays(self) -> tuple[float, ...]:
+        """The pause before each retry, in seconds."""
+        return tuple(
+            min(self.delay * self.factor**attempt, self.max_delay)
+            for attempt in range(self.attempts)
+        )
+
+
+ErrorPolicy: TypeAlias = StopOnError | RetryOnError | ParkOnError
+"""What a `Projection` does when its handler fails: stop, retry, or park the event."""
+
+
+class Action(enum.Enum):
+    """What a runner does next about a failed event."""
+
+    RETRY = "retry"
+    PARK = "park"
+    STOP = "stop"
+
+
+def next_action(policy: ErrorPolicy, retries_done: int) -> tuple[Action, float]:
+    """
+    Decide what to do after an event failed, when *retries_done* retries already failed.
+
+    Returns:
+        The action, and for `Action.RETRY` the pause before it (0 otherwise).
+    """
+    if isinstance(policy, RetryOnError):
+        if retries_done < policy.attempts:
+            return Action.RETRY, policy.delays[retries_done]
+        policy = policy.then
+    if isinstance(policy, ParkOnError):
+        return Action.PARK, 0.0
+    return Action.STOP, 0.0

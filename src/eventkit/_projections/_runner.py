@@ -1,0 +1,490 @@
+"""`ProjectionRunner`: feeds projections from the global log, in the foreground or a thread."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Self, cast
+
+from eventkit._projection_store import ProjectionStore
+from eventkit._projections._background import Background
+from eventkit._projections._checks import (
+    check_deadline,
+    check_number,
+    check_projection,
+    type_names,
+)
+from eventkit._projections._engine import CheckpointMoved, Engine, Slot
+from eventkit._projections._plan import lag_seconds
+from eventkit._projections._progress import ProgressBar
+from eventkit._projections._status import ProjectionState, ProjectionStatus
+from eventkit.exceptions import ProjectionError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+    from types import TracebackType
+    from typing import TextIO
+
+    from eventkit._projection_store import DeadLetter
+    from eventkit._projections._projection import Projection
+    from eventkit._store import EventStore
+
+
+def _never() -> bool:
+    return False
+
+
+class ProjectionRunner:
+    """
+    Feeds projections with the store's events: catches them up, then follows new ones.
+
+    For each projection the runner reads `BaseEventStore.read_all` after its
+    checkpoint, in batches of the projection's event types, and applies each batch in
+    one store transaction that also moves the checkpoint. Run it in the foreground
+    (`run_until_caught_up`) or in a background thread (`start` and `stop`).
+
+    Only one runner applies a projection's events at a time: a runner takes the
+    projection's lock in the store first. A runner that finds the lock taken waits as a
+    hot standby and takes over when the holder stops or dies, so runners can be started
+    on several machines (or processes) for failover.
+
+    Example:
+        .. code-block:: python
+
+            runner = ProjectionRunner(store, Balances(), batch_size=500)
+            runner.run_until_caught_up()          # in this thread, then return
+            with runner:                          # or: follow in a background thread
+                result = accounts.save(account)
+                runner.wait_for(result.positions[-1])
+
+    Args:
+        store: The event store; it must also keep projection checkpoints
+            (`ProjectionStore`), as every eventkit backend does.
+        projections: The projections to run, with distinct names.
+        batch_size: The most events applied in one transaction.
+        poll_interval: Seconds between looks at the store for new events, for lock
+            takeovers and for appends that other processes make. Appends through this
+            store object wake the runner at once.
+
+    Raises:
+        TypeError: *store* keeps no projection checkpoints, or a projection is not a
+            `Projection`.
+        ValueError: No projections, two with one name, or a bad name, version,
+            *batch_size* or *poll_interval*.
+        UnknownEventType: A class in a projection's ``event_types`` is not registered.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        *projections: Projection,
+        batch_size: int = 100,
+        poll_interval: float = 0.2,
+    ) -> None:
+        if not isinstance(store, ProjectionStore):
+            raise TypeError(
+                f"{type(store).__name__} keeps no projection checkpoints; use a store that "
+                "implements ProjectionStore, such as InMemoryEventStore"
+            )
+        check_number("batch_size", batch_size, integer=True, minimum=1)
+        check_number("poll_interval", poll_interval, integer=False, minimum=0.001)
+        if not projections:
+            raise ValueError("ProjectionRunner needs at least one projection")
+        self.store = store
+        self.poll_interval = float(poll_interval)
+        self._storage = cast("ProjectionStore", store)
+        self._slots: dict[str, Slot] = {}
+        for projection in map(check_projection, projections):
+            if projection.name in self._slots:
+                raise ValueError(f"two projections are named {projection.name!r}")
+            types = type_names(store.registry, projection)
+            self._slots[projection.name] = Slot(
+                projection, projection.name, types, projection.version
+            )
+        # Bumped and announced after every commit, so that wait_for wakes at once.
+        self._changed = threading.Condition()
+        self._generation = 0
+        self._engine = Engine(
+            store,
+            self._storage,
+            batch_size=batch_size,
+            pause=self._pause,
+            clock=time.monotonic,
+            on_commit=self._committed,
+        )
+        self._background = Background(
+            self._engine,
+            self._storage,
+            list(self._slots.values()),
+            poll_interval=self.poll_interval,
+            on_change=self._committed,
+        )
+
+    def __repr__(self) -> str:
+        names = ", ".join(repr(name) for name in self._slots)
+        return f"<ProjectionRunner of {names}{' (running)' if self.running else ''}>"
+
+    @property
+    def projections(self) -> tuple[Projection, ...]:
+        """The projections this runner feeds, in the order given."""
+        return tuple(slot.projection for slot in self._slots.values())
+
+    @property
+    def running(self) -> bool:
+        """Whether the background thread runs."""
+        return self._background.running
+
+    # -- foreground -----------------------------------------------------------------------
+
+    def run_until_caught_up(self, *, timeout: float | None = None) -> int:
+        """
+        Apply every event stored now to every projection, in this thread; then return.
+
+        Events appended meanwhile may be applied too. A projection whose lock another
+        runner holds counts as caught up once that runner's checkpoint reaches the
+        head; until then this call waits. When the background thread runs, this only
+        waits for it (`wait_for`).
+
+        Args:
+            timeout: The most seconds to wait while another runner holds a
+                projection's lock; no limit if None.
+
+        Returns:
+            How many events this call applied.
+
+        Raises:
+            ProjectionError: A projection stopped at an event (its checkpoint stays
+                just before it). The other projections are caught up first.
+            TimeoutError: *timeout* passed first.
+        """
+        target = self.store.head_position()
+        if self.running:
+            self.wait_for(target, timeout=timeout)
+            return 0
+        deadline = None if timeout is None else time.monotonic() + timeout
+        handled = 0
+        errors: list[ProjectionError] = []
+        for slot in self._slots.values():
+            slot.error = None
+            try:
+                handled += self._catch_up_to(slot, target, deadline)
+            except ProjectionError as error:
+                slot.error = error
+                errors.append(error)
+        if errors:
+            raise errors[0]
+        return handled
+
+    def _catch_up_to(self, slot: Slot, target: int, deadline: float | None) -> int:
+        handled = 0
+        lock = self._storage.lock_projection(slot.key)
+        try:
+            while lock is None:
+                stored = self._storage.projection_checkpoints().get(slot.key)
+                if stored is not None and stored.position >= target:
+                    return 0
+                check_deadline(deadline, f"projection {slot.key!r} is locked by another runner")
+                time.sleep(self.poll_interval)
+                lock = self._storage.lock_projection(slot.key)
+            slot.ready = False
+            progress = ProgressBar(slot.key, None)
+            while True:
+                with slot.mutex:
+                    try:
+                        if not slot.ready:
+                            self._engine.prepare(slot, progress, _never)
+                        handled += self._engine.step(slot)
+                    except CheckpointMoved:
+                        slot.ready = False
+                        continue
+                if slot.position >= target:
+                    return handled
+        finally:
+            if lock is not None:
+                lock.release()
+            slot.ready = False
+
+    # -- background -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """
+        Run the projections in a background thread until `stop`.
+
+        The thread catches up, then follows new events. A projection that stops at an
+        event shows as failed in `status` (and `wait_for` raises its error); the others
+        go on. Appends through this store object wake the thread at once.
+
+        Raises:
+            RuntimeError: The runner already runs.
+        """
+        if self.running:
+            raise RuntimeError("the projection runner is already running")
+        self._background.start()
+
+    def stop(self, *, timeout: float | None = None) -> None:
+        """
+        Stop the background thread and release the projections' locks.
+
+        The batch being applied finishes, or rolls back when it fails: it is never
+        half applied. A standby runner takes the projections over. Stopping a runner
+        that does not run does nothing.
+
+        Args:
+            timeout: The most seconds to wait for the thread; no limit if None.
+
+        Raises:
+            TimeoutError: The thread was still applying a batch after *timeout*.
+        """
+        self._background.stop(timeout)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _pause(self, seconds: float) -> bool:
+        return self._background.pause(seconds)
+
+    def _committed(self) -> None:
+        with self._changed:
+            self._generation += 1
+            self._changed.notify_all()
+
+    # -- waiting and watching ---------------------------------------------------------------
+
+    def wait_for(
+        self,
+        position: int,
+        *,
+        timeout: float | None = 10.0,
+        projections: Iterable[str] | None = None,
+    ) -> None:
+        """
+        Wait until the read models include every event up to *position*.
+
+        Pass the position an append returned (`AppendResult.positions`) to read your
+        own write. Progress made by any runner counts, in this process or another.
+
+        Args:
+            position: The global position to wait for.
+            timeout: The most seconds to wait; no limit if None.
+            projections: The names of the projections to wait for; all of this runner's
+                if None.
+
+        Raises:
+            TimeoutError: A projection was still behind after *timeout*.
+            ProjectionError: A projection that is behind stopped at an event.
+            ValueError: *position* is negative, or a name is not one of this runner's.
+        """
+        check_number("position", position, integer=True, minimum=0)
+        names = self._names(projections)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._changed:
+                generation = self._generation
+            checkpoints = self._storage.projection_checkpoints()
+            behind = {
+                name: checkpoints[name].position if name in checkpoints else 0
+                for name in names
+                if name not in checkpoints or checkpoints[name].position < position
+            }
+            if not behind:
+                return
+            for name in behind:
+                error = self._slots[name].error
+                if error is not None:
+                    raise error
+            remaining = self.poll_interval
+            if deadline is not None:
+                remaining = min(remaining, deadline - time.monotonic())
+                if remaining <= 0:
+                    raise TimeoutError(
+                        f"projections did not reach position {position} within {timeout} "
+                        f"seconds: {', '.join(f'{n!r} at {p}' for n, p in behind.items())}"
+                    )
+            self._wait_for_commit(generation, remaining)
+
+    def _wait_for_commit(self, generation: int, timeout: float) -> None:
+        with self._changed:
+            self._changed.wait_for(lambda: self._generation != generation, timeout)
+
+    def status(self) -> dict[str, ProjectionStatus]:
+        """
+        Report each projection's position, lag and speed.
+
+        Positions come from the store, so a standby runner reports the active one's
+        progress.
+
+        Returns:
+            A `ProjectionStatus` per projection name.
+        """
+        head = self.store.head_position()
+        checkpoints = self._storage.projection_checkpoints()
+        now, clock = datetime.now(UTC), time.monotonic()
+        report = {}
+        for name, slot in self._slots.items():
+            checkpoint = checkpoints.get(name)
+            position = checkpoint.position if checkpoint else 0
+            oldest = None
+            if position < head:
+                waiting = self.store.read_all_records(after_position=position, limit=1)
+                first = next(iter(waiting), None)
+                oldest = first.recorded_at if first is not None else None
+            if slot.error is not None:
+                state = ProjectionState.FAILED
+            elif slot.lock is not None:
+                state = ProjectionState.ACTIVE
+            else:
+                state = ProjectionState.STANDBY if self.running else ProjectionState.STOPPED
+            report[name] = ProjectionStatus(
+                name=name,
+                version=checkpoint.version if checkpoint else 0,
+                state=state,
+                position=position,
+                head=head,
+                lag_events=max(0, head - position),
+                lag_seconds=lag_seconds(now, oldest),
+                events_per_second=slot.meter.rate(clock),
+                dead_letters=len(self._storage.dead_letters(name)),
+                error=slot.error,
+            )
+        return report
+
+    # -- rebuilds and dead letters ----------------------------------------------------------
+
+    def rebuild(self, name: str, *, quiet: bool = False, out: TextIO | None = None) -> None:
+        """
+        Rebuild a projection's read model from the first event, then swap it in atomically.
+
+        The rebuild writes fresh tables (`Projection.table` names them) while readers
+        keep querying the old read model, which a running runner keeps up to date
+        meanwhile. When the fresh copy has caught up, one transaction replaces the old
+        tables, checkpoint and dead letters with the new ones: readers see the old
+        read model or the new one, never a half-built one. A runner also does this by
+        itself when it finds a read model built by an older `Projection.version`.
+
+        Args:
+            name: The projection to rebuild.
+            quiet: Draw no progress bar.
+            out: Where to draw the progress bar; standard error if None.
+
+        Raises:
+            ProjectionError: An event failed during the rebuild (the old read model
+                stays in place), or another runner holds the projection.
+            ValueError: *name* is not one of this runner's projections.
+        """
+        slot = self._slots[self._names([name])[0]]
+        with self._owning(slot):
+            progress = ProgressBar(f"{name} (rebuild)", None if quiet else out or sys.stderr)
+            self._engine.rebuild(slot, progress, _never)
+
+    def replay(self, name: str, *, quiet: bool = False, out: TextIO | None = None) -> None:
+        """
+        Empty a projection's read model and apply every event to it again, in place.
+
+        Drops the projection's tables, calls `Projection.teardown`, deletes its
+        checkpoint and dead letters, then catches up from the first event. Readers see
+        the read model fill up again; use `rebuild` to keep serving the old one.
+
+        Args:
+            name: The projection to replay.
+            quiet: Draw no progress bar.
+            out: Where to draw the progress bar; standard error if None.
+
+        Raises:
+            ProjectionError: An event failed (the checkpoint stays just before it), or
+                another runner holds the projection.
+            ValueError: *name* is not one of this runner's projections.
+        """
+        slot = self._slots[self._names([name])[0]]
+        with self._owning(slot):
+            progress = ProgressBar(f"{name} (replay)", None if quiet else out or sys.stderr)
+            self._engine.start_over(slot)
+            self._engine.catch_up(slot, progress, _never)
+
+    def dead_letters(self, name: str) -> list[DeadLetter]:
+        """
+        Return the events a projection parked, in position order.
+
+        Raises:
+            ValueError: *name* is not one of this runner's projections.
+        """
+        return self._storage.dead_letters(self._names([name])[0])
+
+    def retry_dead_letters(self, name: str, positions: Iterable[int] | None = None) -> int:
+        """
+        Handle parked events again, oldest first; unpark those that succeed.
+
+        A parked event is handled after the events that followed it, so its handler
+        must not rely on order. One that fails again stays parked, with its new error
+        and one more attempt counted.
+
+        Args:
+            name: The projection.
+            positions: The parked events to retry; all of them if None.
+
+        Returns:
+            How many parked events succeeded this time.
+
+        Raises:
+            ProjectionError: Another runner holds the projection.
+            ValueError: *name* is not one of this runner's projections.
+        """
+        slot = self._slots[self._names([name])[0]]
+        wanted = None if positions is None else set(positions)
+        succeeded = 0
+        with self._owning(slot):
+            for letter in self._storage.dead_letters(slot.key):
+                if wanted is None or letter.position in wanted:
+                    with slot.mutex:
+                        succeeded += self._engine.retry_dead_letter(slot, letter)
+        self._committed()
+        return succeeded
+
+    @contextlib.contextmanager
+    def _owning(self, slot: Slot) -> Iterator[None]:
+        # The background thread may hold the lock already; otherwise take it here.
+        lock = None
+        if slot.lock is None:
+            lock = self._storage.lock_projection(slot.key)
+            if lock is None:
+                checkpoint = self._storage.projection_checkpoints().get(slot.key)
+                raise ProjectionError(
+                    slot.key,
+                    checkpoint.position if checkpoint else 0,
+                    detail="another runner holds this projection; do this there",
+                )
+        try:
+            yield
+        finally:
+            if lock is not None:
+                lock.release()
+                slot.ready = False
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _names(self, names: Iterable[str] | None) -> list[str]:
+        if names is None:
+            return list(self._slots)
+        if isinstance(names, str):
+            names = [names]
+        chosen = list(names)
+        unknown = [name for name in chosen if name not in self._slots]
+        if unknown:
+            raise ValueError(
+                f"no projection named {unknown[0]!r} in this runner (it runs "
+                f"{', '.join(repr(n) for n in self._slots)})"
+            )
+        return chosen
