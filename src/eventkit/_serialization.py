@@ -254,26 +254,14 @@ class Codec:
 
     def decode_event(self, record: EventRecord, entry: EventType) -> Any:
         """Return the domain event stored in *record*, whose type is *entry*."""
-        try:
-            data = _decode_json(record.data)
-        except ValueError as exc:
-            raise SerializationError(
-                f"stored data is not valid JSON: {exc}",
-                stream_id=record.stream_id,
-                version=record.version,
-                event_type=record.event_type,
-            ) from exc
+        data = _stored_data(record)
         if record.schema_version != entry.version:
             data = self._upgrade(record, entry, data)
         try:
             return self.converter.structure(data, entry.cls)
         except (cattrs.BaseValidationError, TypeError, ValueError, KeyError) as exc:
-            raise SerializationError(
-                f"stored data does not fit {entry.cls.__qualname__}: {_describe(exc)}",
-                stream_id=record.stream_id,
-                version=record.version,
-                event_type=record.event_type,
-            ) from exc
+            detail = f"stored data does not fit {entry.cls.__qualname__}: {_describe(exc)}"
+            raise _record_error(record, detail) from exc
 
     def _upgrade(self, record: EventRecord, entry: EventType, data: Any) -> Any:
         # Off the common path: only data stored at an older (or newer) schema version.
@@ -313,7 +301,9 @@ class Codec:
         # A retired type, a renamed one, or one nobody knows.
         chain = self.registry.chain(record.event_type, record.schema_version)
         if chain.retired:
-            event: Any = RetiredEvent(record.event_type, record.schema_version, _json(record))
+            event: Any = RetiredEvent(
+                record.event_type, record.schema_version, _stored_data(record)
+            )
         elif not chain.steps:
             raise UnknownEventType(
                 record.event_type,
@@ -372,13 +362,17 @@ def _context(record: EventRecord) -> UpcastContext:
     )
 
 
-def _json(record: EventRecord) -> Any:
+def _record_error(record: EventRecord, detail: str) -> SerializationError:
+    return SerializationError(
+        detail,
+        stream_id=record.stream_id,
+        version=record.version,
+        event_type=record.event_type,
+    )
+
+
+def _stored_data(record: EventRecord) -> Any:
     try:
         return _decode_json(record.data)
     except ValueError as exc:
-        raise SerializationError(
-            f"stored data is not valid JSON: {exc}",
-            stream_id=record.stream_id,
-            version=record.version,
-            event_type=record.event_type,
-        ) from exc
+        raise _record_error(record, f"stored data is not valid JSON: {exc}") from exc
