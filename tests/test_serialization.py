@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 
 from eventkit import (
     Codec,
-    EventRecord,
     EventRegistry,
     NewEvent,
     NewRecord,
@@ -27,6 +26,7 @@ from eventkit import (
     UpcastError,
     event,
 )
+from tests.records import stored
 from tests.strategies import any_text, aware_datetimes, big_ints, exact_decimals
 
 registry = EventRegistry()
@@ -88,20 +88,6 @@ rich = st.builds(
 @pytest.fixture(name="codec")
 def _codec():
     return Codec(registry)
-
-
-def stored(new: NewRecord, *, stream_id="s", version=1) -> EventRecord:
-    return EventRecord(
-        stream_id,
-        version,
-        version,
-        new.event_id,
-        new.event_type,
-        new.schema_version,
-        new.data,
-        new.metadata,
-        datetime.now(UTC),
-    )
 
 
 class TestRoundTrip:

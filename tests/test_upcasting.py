@@ -1,5 +1,6 @@
 """Upcasters: registration, chain checks at start-up, and upcasting on read."""
 
+import functools
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -28,29 +29,17 @@ from eventkit import (
     upcaster,
 )
 from eventkit import _events as eventkit_events
-from tests import evolution
+from tests import evolution, records
 from tests.strategies import any_text, exact_decimals
 
 RECORDED_AT = datetime(2021, 3, 4, 5, 6, 7, tzinfo=UTC)
+# Upcasters that read the envelope see this recording time unless a test says otherwise.
+stored = functools.partial(records.stored, recorded_at=RECORDED_AT)
 
 
 @pytest.fixture(name="registry")
 def _registry():
     return EventRegistry()
-
-
-def stored(new: NewRecord, *, stream_id="s", version=1, recorded_at=RECORDED_AT) -> EventRecord:
-    return EventRecord(
-        stream_id,
-        version,
-        version,
-        new.event_id,
-        new.event_type,
-        new.schema_version,
-        new.data,
-        new.metadata,
-        recorded_at,
-    )
 
 
 def raw(event_type: str, schema_version: int, data: str) -> EventRecord:
