@@ -179,6 +179,19 @@ class TestEventRegistry:
         assert registry.get("Two") is None
         assert repr(registry) == "<EventRegistry with 1 event types>"
 
+    def test_stored_names_resolve_names_and_classes(self, registry):
+        """stored_names takes names as given, classes by name, and one item alone."""
+
+        @event("One", registry=registry)
+        @attrs.frozen
+        class One:
+            pass
+
+        assert registry.stored_names([One, "Other"]) == frozenset({"One", "Other"})
+        assert registry.stored_names(One) == frozenset({"One"})
+        with pytest.raises(UnknownEventType):
+            registry.stored_names([int])
+
     def test_registries_are_independent(self, registry):
         """A class registered in one registry is unknown to another."""
 

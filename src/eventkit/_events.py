@@ -24,7 +24,7 @@ from eventkit._upcasting import (
 from eventkit.exceptions import RegistrationError, UnknownEventType
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
 T = TypeVar("T")
 U = TypeVar("U", bound=Upcaster)
@@ -238,6 +238,25 @@ class EventRegistry:
                 if generation == self._generation:
                     self._chains[key] = found
         return found
+
+    def stored_names(
+        self, event_types: Iterable[str | type[Any]] | str | type[Any]
+    ) -> frozenset[str]:
+        """
+        Return the stored type names that select events of *event_types*.
+
+        Names are taken as given and classes by their registered name; each type's old
+        names (see `old_names`) are added, since those events read as that type.
+
+        Raises:
+            UnknownEventType: A class in *event_types* is not registered.
+        """
+        if isinstance(event_types, (str, type)):
+            event_types = [event_types]
+        names = {
+            item if isinstance(item, str) else self.by_class(item).name for item in event_types
+        }
+        return frozenset(names).union(*(self.old_names(name) for name in names))
 
     def old_names(self, name: str) -> frozenset[str]:
         """

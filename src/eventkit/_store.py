@@ -622,20 +622,10 @@ class BaseEventStore(abc.ABC):
         """Iterate over all stored records, undecoded; arguments as for `read_all`."""
         _check_count("after_position", after_position, 0, optional=False)
         _check_count("limit", limit, 0)
-        names = None if event_types is None else self._type_names(event_types)
+        names = None if event_types is None else self.registry.stored_names(event_types)
         if limit == 0 or names == frozenset():
             return iter(())
         return self._read_all(after_position, limit, names)
-
-    def _type_names(self, event_types: Iterable[str | type[Any]]) -> frozenset[str]:
-        if isinstance(event_types, (str, type)):
-            event_types = [event_types]
-        names = {
-            item if isinstance(item, str) else self.registry.by_class(item).name
-            for item in event_types
-        }
-        # Events stored under a type's old names are read as that type.
-        return frozenset(names).union(*(self.registry.old_names(name) for name in names))
 
     def stream_ids(self, *, prefix: str = "") -> Iterator[str]:
         """

@@ -48,12 +48,6 @@ def check_deadline(deadline: float | None, what: str) -> None:
 
 
 def type_names(registry: EventRegistry, projection: Projection) -> frozenset[str] | None:
-    """Return the type names of the projection's event types; None for every event."""
+    """Return the stored type names of the projection's event types; None for every event."""
     wanted = projection.event_types
-    if wanted is None:
-        return None
-    if isinstance(wanted, (str, type)):
-        wanted = [wanted]
-    return frozenset(
-        item if isinstance(item, str) else registry.by_class(item).name for item in wanted
-    )
+    return None if wanted is None else registry.stored_names(wanted)
