@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime
 
-from eventkit import EventRecord, NewRecord
+from eventkit.backends import EventRecord, NewRecord
 
 
 def stored(

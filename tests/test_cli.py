@@ -9,8 +9,9 @@ import uuid
 import attrs
 import pytest
 
-from eventkit import ANY, EventRegistry, NewRecord, RecordWrite, SQLiteEventStore, event
+from eventkit import ANY, EventRegistry, SQLiteEventStore, event
 from eventkit._cli import _parser, main
+from eventkit.backends import NewRecord, RecordWrite
 from tests.evolution import release_3
 
 ROOT = pathlib.Path(__file__).parent.parent

@@ -12,8 +12,6 @@ from eventkit import (
     InMemoryEventStore,
     MigrationReport,
     NewEvent,
-    NewRecord,
-    RecordWrite,
     SerializationError,
     VerifyFailure,
     VerifyGroup,
@@ -23,6 +21,7 @@ from eventkit import (
     migrate,
     verify,
 )
+from eventkit.backends import NewRecord, RecordWrite
 from tests.evolution import (
     AccountCreated,
     DailyLimitSet,

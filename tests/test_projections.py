@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eventkit import (
-    Checkpoint,
     EventRegistry,
     InMemoryEventStore,
     ParkOnError,
@@ -23,8 +22,7 @@ from eventkit import (
     StopOnError,
     UnknownEventType,
 )
-from eventkit._serialization import NewRecord
-from eventkit._store import RecordWrite
+from eventkit.backends import Checkpoint, NewRecord, RecordWrite
 from tests.bank import AccountOpened, MoneyDeposited, MoneyWithdrawn, registry
 from tests.projection_helpers import WAIT, Crash, Ledger, deposit, fold, open_account
 

@@ -7,42 +7,56 @@ from importlib.metadata import version
 import pytest
 
 import eventkit
+import eventkit.backends
 import eventkit.exceptions
 import eventkit.testing
 
 DOCS = pathlib.Path(__file__).parent.parent / "docs" / "reference"
 
 
-def test_all_is_sorted_and_unique():
+FRONTS = [eventkit, eventkit.backends]
+
+
+@pytest.mark.parametrize("module", FRONTS, ids=lambda m: m.__name__)
+def test_all_is_sorted_and_unique(module):
     """__all__ is sorted (constants first, as ruff sorts) and has no duplicates."""
-    assert eventkit.__all__ == sorted(set(eventkit.__all__), key=lambda n: (not n.isupper(), n))
+    assert module.__all__ == sorted(set(module.__all__), key=lambda n: (not n.isupper(), n))
 
 
-def test_all_lists_exactly_the_public_names():
-    """Every non-underscore name in the package namespace is in __all__, and vice versa."""
+@pytest.mark.parametrize("module", FRONTS, ids=lambda m: m.__name__)
+def test_all_lists_exactly_the_public_names(module):
+    """Every non-underscore name in a public module's namespace is in __all__, and vice versa."""
     public = {
         name
-        for name, value in vars(eventkit).items()
+        for name, value in vars(module).items()
         if not name.startswith("_")
         and not (isinstance(value, types.ModuleType) and name != "exceptions")
     }
     public -= {"annotations", "Any"}  # imported for the module itself
-    assert public == set(eventkit.__all__)
+    assert public == set(module.__all__)
 
 
-def test_public_classes_claim_the_public_module():
+@pytest.mark.parametrize("module", FRONTS, ids=lambda m: m.__name__)
+def test_public_classes_claim_the_public_module(module):
     """Reprs and docs say eventkit.Repository, not eventkit._repository.Repository."""
-    for name in eventkit.__all__:
-        module = getattr(getattr(eventkit, name), "__module__", "eventkit")
-        assert not module.startswith("eventkit._"), name
+    for name in module.__all__:
+        claimed = getattr(getattr(module, name), "__module__", module.__name__)
+        assert not claimed.startswith("eventkit._"), name
+
+
+def test_the_fronts_do_not_share_names():
+    """Each public name lives in one place: applications' or backend authors'."""
+    assert set(eventkit.__all__) & set(eventkit.backends.__all__) == set()
 
 
 def test_every_public_name_is_in_the_api_reference():
-    """docs/reference/api.md mentions every name in eventkit.__all__ and eventkit.testing."""
+    """The reference pages mention every name of eventkit, eventkit.backends and testing."""
     text = (DOCS / "api.md").read_text()
+    backends = (DOCS / "backends.md").read_text()
     errors = set(eventkit.exceptions.__all__) | {"exceptions"}  # documented in exceptions.md
     missing = [n for n in eventkit.__all__ if f"eventkit.{n}" not in text and n not in errors]
     missing += [n for n in eventkit.testing.__all__ if f"eventkit.testing.{n}" not in text]
+    missing += [n for n in eventkit.backends.__all__ if f"eventkit.backends.{n}" not in backends]
     assert missing == []
 
 

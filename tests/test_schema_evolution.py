@@ -15,8 +15,6 @@ import pytest
 from eventkit import (
     Aggregate,
     InMemoryEventStore,
-    NewRecord,
-    RecordWrite,
     Repository,
     RetiredEvent,
     SQLiteEventStore,
@@ -24,6 +22,7 @@ from eventkit import (
     migrate,
     verify,
 )
+from eventkit.backends import NewRecord, RecordWrite
 from tests.evolution import (
     AccountCreated,
     AccountOpened,

@@ -17,15 +17,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from eventkit import (
-    Codec,
     EventRegistry,
     NewEvent,
-    NewRecord,
     SerializationError,
     UnknownEventType,
     UpcastError,
     event,
 )
+from eventkit.backends import Codec, NewRecord
 from tests.records import stored
 from tests.strategies import any_text, aware_datetimes, big_ints, exact_decimals
 

@@ -18,9 +18,7 @@ from eventkit import (
     ANY,
     Aggregate,
     InMemoryEventStore,
-    NewRecord,
     RecordedEvent,
-    RecordWrite,
     Repository,
     SerializationError,
     SnapshotProgress,
@@ -36,6 +34,7 @@ from eventkit._snapshots import (
     take_snapshot,
     unusable_reason,
 )
+from eventkit.backends import NewRecord, RecordWrite
 from tests.bank import Account, AccountOpened, MoneyDeposited, registry
 
 LOGGER = "eventkit.snapshots"
@@ -118,7 +117,7 @@ def snapshot_of(account, event_id=None):
         account,
         stream_id=f"account-{account.id}",
         event_id=event_id or uuid.uuid4(),
-        converter=InMemoryEventStore(registry=registry).codec.converter,
+        codec=InMemoryEventStore(registry=registry).codec,
     )
 
 
@@ -222,7 +221,7 @@ class TestTakeSnapshot:
             account,
             stream_id="s",
             event_id=uuid.uuid4(),
-            converter=InMemoryEventStore().codec.converter,
+            codec=InMemoryEventStore().codec,
             started=0.0,
         )
         assert record.build_seconds > 0
@@ -282,8 +281,8 @@ class TestRestore:
         return snapshot_of(Account("1").replay([AccountOpened("ada")]))
 
     def restore(self, record, **changes):
-        converter = InMemoryEventStore().codec.converter
-        return restore(record._replace(**changes), Account, "1", converter)
+        codec = InMemoryEventStore().codec
+        return restore(record._replace(**changes), Account, "1", codec)
 
     def test_restores_the_state_it_holds(self, record):
         """A snapshot restores an aggregate equal to the one it was taken of."""
@@ -562,7 +561,7 @@ class TestUnusableSnapshots:
         account.deposit(Decimal(4))  # version 5: not a multiple of 3
         accounts.save(account)
         replaced = store.load_snapshot("account-1")
-        assert (replaced.version, restore(replaced, Account, "1", store.codec.converter)) == (
+        assert (replaced.version, restore(replaced, Account, "1", store.codec)) == (
             5,
             account,
         )

@@ -10,25 +10,22 @@ import pytest
 from hypothesis import given
 
 from eventkit import (
-    Codec,
-    EventRecord,
     EventRegistry,
     InMemoryEventStore,
     NewEvent,
-    NewRecord,
     RegistrationError,
     RetiredEvent,
     SerializationError,
     UnknownEventType,
-    UpcastChain,
     UpcastContext,
     UpcastError,
-    UpcastStep,
+    check_upcasters,
     default_registry,
     event,
     upcaster,
 )
-from eventkit import _events as eventkit_events
+from eventkit import _upcasting as eventkit_upcasting
+from eventkit.backends import Codec, EventRecord, NewRecord, UpcastChain, UpcastChains, UpcastStep
 from tests import evolution, records
 from tests.strategies import any_text, exact_decimals
 
@@ -186,14 +183,14 @@ class TestCheck:
         versioned(registry, "Thing", 3)
         step(registry, "Thing", 2)
         step(registry, "Thing", 1)
-        assert registry.check() is None
+        assert check_upcasters(registry) is None
 
     def test_a_missing_link_names_the_type_and_versions(self, registry):
         """v1 and v3 known, no v1 -> v2: check() names the type and the missing step."""
         versioned(registry, "MoneyDeposited", 3)
         step(registry, "MoneyDeposited", 2)
         with pytest.raises(RegistrationError) as info:
-            registry.check()
+            check_upcasters(registry)
         assert str(info.value) == (
             "upcaster chains are broken:\n"
             "- event type 'MoneyDeposited': no upcaster from version 1 to version 2, so "
@@ -206,12 +203,12 @@ class TestCheck:
         """A type at version 2 with no upcaster from version 1 fails the check."""
         versioned(registry, "Thing", 2)
         with pytest.raises(RegistrationError, match="'Thing': no upcaster from version 1 to"):
-            registry.check()
+            check_upcasters(registry)
 
     def test_oldest_version_excuses_older_versions(self, registry):
         """Versions below oldest_version need no upcasters (after a migration)."""
         versioned(registry, "Thing", 3, oldest_version=3)
-        assert registry.check() is None
+        assert check_upcasters(registry) is None
 
     def test_an_upcaster_from_the_current_version_fails(self, registry):
         """An upcaster from a version at or past the current one is a mistake, named."""
@@ -219,27 +216,27 @@ class TestCheck:
         step(registry, "Thing", 1)
         step(registry, "Thing", 2)
         with pytest.raises(RegistrationError, match=r"'Thing' v2 -> 'Thing' v3 .* starts at"):
-            registry.check()
+            check_upcasters(registry)
 
     def test_an_upcaster_for_a_retired_type_fails(self, registry):
         """Retired events are read as stored, so an upcaster for one is refused."""
         registry.retire("Gone")
         step(registry, "Gone", 1)
         with pytest.raises(RegistrationError, match="'Gone' is retired, but upcaster"):
-            registry.check()
+            check_upcasters(registry)
 
     def test_a_rename_to_an_unknown_name_fails(self, registry):
         """An upcaster renaming to a name nobody registered is named with its step."""
         step(registry, "Old", 1, to="Nowhere")
         with pytest.raises(RegistrationError, match="no event class is registered under 'Nowhere'"):
-            registry.check()
+            check_upcasters(registry)
 
     def test_a_rename_to_a_retired_name_fails(self, registry):
         """Renaming into a retired type is refused: the old name should be retired too."""
         registry.retire("Gone")
         step(registry, "Old", 1, to="Gone")
         with pytest.raises(RegistrationError, match="'Gone', which is retired; retire 'Old'"):
-            registry.check()
+            check_upcasters(registry)
 
     def test_a_rename_from_a_registered_name_fails(self, registry):
         """Old versions of a registered type stay that type: renaming them is refused."""
@@ -247,7 +244,7 @@ class TestCheck:
         versioned(registry, "Other", 2, oldest_version=2)
         step(registry, "Kept", 1, to="Other")
         with pytest.raises(RegistrationError, match="renames 'Kept', but 'Kept' is still"):
-            registry.check()
+            check_upcasters(registry)
 
     def test_a_rename_landing_past_the_current_version_fails(self, registry):
         """A rename into a type must land at or below that type's current version."""
@@ -256,21 +253,21 @@ class TestCheck:
         with pytest.raises(
             RegistrationError, match="lead to version 2 of 'New', past its current version 1"
         ):
-            registry.check()
+            check_upcasters(registry)
 
     def test_every_problem_is_listed(self, registry):
         """check() reports all problems at once, one per line."""
         versioned(registry, "A", 2)
         versioned(registry, "B", 2)
         with pytest.raises(RegistrationError) as info:
-            registry.check()
+            check_upcasters(registry)
         assert str(info.value).count("\n- ") == 2
 
     def test_registration_order_does_not_matter(self, registry):
         """Upcasters registered before their event class check out the same."""
         step(registry, "Thing", 1)
         versioned(registry, "Thing", 2)
-        assert registry.check() is None
+        assert check_upcasters(registry) is None
 
     def test_building_a_store_checks_the_registry(self, registry):
         """A store is not built on a broken registry: the error comes at start-up."""
@@ -282,12 +279,12 @@ class TestCheck:
 class TestChain:
     def test_a_current_version_needs_no_steps(self):
         """Data stored at the current version has an empty chain."""
-        chain = evolution.release_3.chain("ledger.MoneyDeposited", 3)
+        chain = UpcastChains(evolution.release_3).chain("ledger.MoneyDeposited", 3)
         assert chain == UpcastChain((), "ledger.MoneyDeposited", 3)
 
     def test_a_chain_follows_steps_in_order(self):
         """From version 1, the chain runs v1 -> v2 -> v3."""
-        chain = evolution.release_3.chain("ledger.MoneyDeposited", 1)
+        chain = UpcastChains(evolution.release_3).chain("ledger.MoneyDeposited", 1)
         assert [s.func for s in chain.steps] == [
             evolution.money_deposited_v1_to_v2,
             evolution.money_deposited_v2_to_v3,
@@ -295,30 +292,32 @@ class TestChain:
 
     def test_a_chain_follows_a_rename(self):
         """A renamed type's chain ends at the new name, at the version it lands on."""
-        chain = evolution.release_3.chain("ledger.AccountCreated", 1)
+        chain = UpcastChains(evolution.release_3).chain("ledger.AccountCreated", 1)
         assert (chain.name, chain.version, chain.problem) == ("ledger.AccountOpened", 2, None)
 
     def test_a_new_upcaster_mends_a_cached_chain(self, registry):
         """Chains are rebuilt after a registration, so a late upcaster is used."""
         versioned(registry, "Thing", 2)
-        assert registry.chain("Thing", 1).problem is not None
+        chains = UpcastChains(registry)
+        assert chains.chain("Thing", 1).problem is not None
         step(registry, "Thing", 1)
-        assert registry.chain("Thing", 1).problem is None
+        assert chains.chain("Thing", 1).problem is None
 
     def test_a_chain_built_during_a_registration_is_not_kept(self, registry, monkeypatch):
         """A chain that another thread's registration made stale is rebuilt next time."""
         versioned(registry, "Thing", 2)
-        build = eventkit_events.build_chain
+        build = eventkit_upcasting.build_chain
 
         def build_while_registering(source, name, version):
             stale = build(source, name, version)
             step(registry, "Thing", 1)  # lands between building and caching
             return stale
 
-        monkeypatch.setattr(eventkit_events, "build_chain", build_while_registering)
-        assert registry.chain("Thing", 1).problem is not None
-        monkeypatch.setattr(eventkit_events, "build_chain", build)
-        assert registry.chain("Thing", 1).problem is None
+        chains = UpcastChains(registry)
+        monkeypatch.setattr(eventkit_upcasting, "build_chain", build_while_registering)
+        assert chains.chain("Thing", 1).problem is not None
+        monkeypatch.setattr(eventkit_upcasting, "build_chain", build)
+        assert chains.chain("Thing", 1).problem is None
 
     def test_old_names_are_found_through_renames(self, registry):
         """old_names lists every name renamed into a type, also through other renames."""

@@ -5,6 +5,10 @@ Define events (`event`) and aggregates (`Aggregate`), keep them in an event stor
 (`InMemoryEventStore`, `SQLiteEventStore`), load and save them through a `Repository`,
 which can keep snapshots beside the events, and build read models with a
 `ProjectionRunner`.
+
+This module holds what applications use. What people writing a backend need (the
+store base class, records, the append rules, projection storage) is in
+`eventkit.backends`.
 """
 
 from __future__ import annotations
@@ -24,7 +28,18 @@ from eventkit._envelope import (
     RecordedEvent,
     StreamState,
 )
-from eventkit._events import EventRegistry, EventType, default_registry, event, upcaster
+from eventkit._events import (
+    ContextUpcaster,
+    EventRegistry,
+    EventType,
+    RetiredEvent,
+    UpcastContext,
+    Upcaster,
+    default_registry,
+    event,
+    upcaster,
+)
+from eventkit._exports import claim as _claim
 from eventkit._migration import (
     MigrationReport,
     VerifyFailure,
@@ -32,13 +47,6 @@ from eventkit._migration import (
     VerifyReport,
     migrate,
     verify,
-)
-from eventkit._projection_store import (
-    Checkpoint,
-    DeadLetter,
-    ProjectionLock,
-    ProjectionStore,
-    ProjectionTransaction,
 )
 from eventkit._projections import (
     ErrorPolicy,
@@ -50,28 +58,12 @@ from eventkit._projections import (
     RetryOnError,
     StopOnError,
 )
+from eventkit._records import AppendResult, DeadLetter
 from eventkit._repository import Repository
-from eventkit._serialization import Codec, EventRecord, NewRecord, make_converter
+from eventkit._serialization import make_converter
 from eventkit._snapshots import SnapshotPolicy, SnapshotProgress
-from eventkit._store import (
-    AppendResult,
-    BaseEventStore,
-    EventStore,
-    RecordWrite,
-    SnapshotRecord,
-    StoredEventRef,
-    StreamAppend,
-    check_expected_version,
-    resolve_existing,
-)
-from eventkit._upcasting import (
-    ContextUpcaster,
-    RetiredEvent,
-    UpcastChain,
-    UpcastContext,
-    Upcaster,
-    UpcastStep,
-)
+from eventkit._store import EventStore, StreamAppend
+from eventkit._upcasting import check_upcasters
 from eventkit.exceptions import (
     ConcurrencyError,
     DuplicateEventIdError,
@@ -92,16 +84,12 @@ __all__ = [
     "STREAM_EXISTS",
     "Aggregate",
     "AppendResult",
-    "BaseEventStore",
-    "Checkpoint",
-    "Codec",
     "ConcurrencyError",
     "ContextUpcaster",
     "DeadLetter",
     "DuplicateEventIdError",
     "ErrorPolicy",
     "EventKitError",
-    "EventRecord",
     "EventRegistry",
     "EventStore",
     "EventType",
@@ -109,17 +97,12 @@ __all__ = [
     "InMemoryEventStore",
     "MigrationReport",
     "NewEvent",
-    "NewRecord",
     "ParkOnError",
     "Projection",
     "ProjectionError",
-    "ProjectionLock",
     "ProjectionRunner",
     "ProjectionState",
     "ProjectionStatus",
-    "ProjectionStore",
-    "ProjectionTransaction",
-    "RecordWrite",
     "RecordedEvent",
     "RegistrationError",
     "Repository",
@@ -129,41 +112,30 @@ __all__ = [
     "SerializationError",
     "SnapshotPolicy",
     "SnapshotProgress",
-    "SnapshotRecord",
     "StopOnError",
     "StoreError",
-    "StoredEventRef",
     "StreamAppend",
     "StreamNotFound",
     "StreamState",
     "UnknownEventType",
-    "UpcastChain",
     "UpcastContext",
     "UpcastError",
-    "UpcastStep",
     "Upcaster",
     "VerifyFailure",
     "VerifyGroup",
     "VerifyReport",
     "VersionNotFoundError",
-    "check_expected_version",
+    "check_upcasters",
     "default_registry",
     "event",
     "exceptions",
     "make_converter",
     "migrate",
-    "resolve_existing",
     "upcaster",
     "verify",
 ]
 
-# Reprs, tracebacks and the docs name the public path (eventkit.Repository), not the
-# private module a name happens to live in.
-for _name in __all__:
-    _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith("eventkit._"):
-        _obj.__module__ = "eventkit"
-del _name, _obj
+_claim("eventkit", globals(), __all__)
 
 
 def __getattr__(name: str) -> Any:

@@ -51,9 +51,6 @@ class Aggregate(abc.ABC):
     # Each recorded event's id is chosen once, when it is recorded, so that a save retried
     # after a lost response re-sends the same ids and the store recognises the retry.
     _pending_ids: list[uuid.UUID] = attrs.field(factory=list, init=False, repr=False, eq=False)
-    # Set by the Repository when it could not use the stored snapshot, so that the next
-    # save replaces that snapshot whatever the snapshot policy says.
-    _snapshot_stale: bool = attrs.field(default=False, init=False, repr=False, eq=False)
 
     snapshot_version: ClassVar[int] = 1
     """

@@ -1,30 +1,130 @@
 """
 Domain events: the `event` and `upcaster` decorators and the registry they fill.
 
-The registry keeps event classes, upcasters and retired type names as plain data;
-building and checking upcaster chains is `_upcasting`'s work.
+The registry keeps event classes, upcaster steps and retired type names as plain data,
+with the signatures of upcasters and the records they are given. Building, checking,
+caching and running chains of upcasters is `_upcasting`'s work, on top of this.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar, overload
 
 import attrs
 
-from eventkit._upcasting import (
-    ContextUpcaster,
-    UpcastChain,
-    Upcaster,
-    UpcastStep,
-    build_chain,
-    check_chains,
-    qualified_name,
-)
 from eventkit.exceptions import RegistrationError, UnknownEventType
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Iterable, Iterator
+
+
+def _read_only(metadata: Mapping[str, str]) -> Mapping[str, str]:
+    return MappingProxyType(dict(metadata))
+
+
+@attrs.frozen
+class UpcastContext:
+    """
+    What an envelope-aware upcaster may read about the event it upgrades.
+
+    Read-only: the metadata is a read-only view, and changing the context changes nothing
+    stored. Register such an upcaster with ``@upcaster(name, from_version, context=True)``.
+
+    Attributes:
+        stream_id: The event's stream.
+        version: The event's version in its stream.
+        event_id: The event's unique id.
+        recorded_at: When the store recorded the event (UTC).
+        metadata: The strings stored beside the event.
+
+    .. versionadded:: 0.1.0
+    """
+
+    stream_id: str
+    version: int
+    event_id: uuid.UUID
+    recorded_at: datetime
+    metadata: Mapping[str, str] = attrs.field(converter=_read_only)
+
+
+Upcaster: TypeAlias = Callable[[dict[str, Any]], dict[str, Any]]
+"""An upcaster: takes an event's data at one schema version, returns it at the next."""
+
+ContextUpcaster: TypeAlias = Callable[[dict[str, Any], UpcastContext], dict[str, Any]]
+"""An envelope-aware upcaster: as `Upcaster`, also given the event's `UpcastContext`."""
+
+
+def qualified_name(func: object) -> str:
+    """Return *func*'s module-qualified name, for messages."""
+    module = getattr(func, "__module__", None)
+    name = getattr(func, "__qualname__", None)
+    if isinstance(module, str) and isinstance(name, str):
+        return f"{module}.{name}"
+    return repr(func)
+
+
+@attrs.frozen
+class UpcastStep:
+    """
+    One registered upcaster: a step from one schema version of a type to the next.
+
+    Attributes:
+        event_type: The type name the step reads.
+        from_version: The schema version the step reads; it writes ``from_version + 1``.
+        func: The upcaster.
+        to: The type name the step writes: *event_type* itself, or a new name when
+            the step renames the type.
+        context: Whether *func* also takes an `UpcastContext`.
+
+    .. versionadded:: 0.1.0
+    """
+
+    event_type: str
+    from_version: int
+    func: Upcaster | ContextUpcaster
+    to: str
+    context: bool = False
+
+    @property
+    def qualname(self) -> str:
+        """The upcaster's module-qualified name, as errors name it."""
+        return qualified_name(self.func)
+
+    def describe(self) -> str:
+        """Return the step as text: ``'A' v1 -> 'B' v2 (module.func)``."""
+        return (
+            f"{self.event_type!r} v{self.from_version} -> {self.to!r} v{self.from_version + 1}"
+            f" ({self.qualname})"
+        )
+
+
+@attrs.frozen
+class RetiredEvent:
+    """
+    Stands in for an event whose type was retired (`EventRegistry.retire`).
+
+    Reading a stored event of a retired type yields a `RecordedEvent` whose ``event``
+    is a `RetiredEvent` carrying the stored data, so the stream's versions stay
+    whole. Aggregates and projections that ``match`` on event classes pass over it
+    without a case for it.
+
+    Attributes:
+        event_type: The retired type name.
+        schema_version: The schema version the event was stored at.
+        data: The stored data, as decoded from JSON.
+
+    .. versionadded:: 0.1.0
+    """
+
+    event_type: str
+    schema_version: int
+    data: Any = attrs.field(eq=True, hash=False)
+
 
 T = TypeVar("T")
 U = TypeVar("U", bound=Upcaster)
@@ -69,8 +169,8 @@ class EventRegistry:
 
     The registry also keeps the upcasters that `upcaster` registers and the type
     names that `retire` retires. Events and upcasters register at import time in any
-    order, so chains are checked as a whole by `check`, which every store calls when
-    it is built.
+    order, so chains are checked as a whole by `check_upcasters`, which every store
+    calls when it is built.
 
     .. versionadded:: 0.1.0
     """
@@ -80,9 +180,8 @@ class EventRegistry:
         self._by_class: dict[type[Any], EventType] = {}
         self._steps: dict[tuple[str, int], UpcastStep] = {}
         self._retired: set[str] = set()
-        # Chains are rebuilt only after a registration: old events of one type and
-        # version all follow the same chain.
-        self._chains: dict[tuple[str, int], UpcastChain] = {}
+        # Bumped by every registration, so that chains cached elsewhere can tell they
+        # may be stale.
         self._generation = 0
         self._lock = threading.Lock()
 
@@ -221,24 +320,6 @@ class EventRegistry:
         """Return whether the type name *name* is retired."""
         return name in self._retired
 
-    def chain(self, name: str, version: int) -> UpcastChain:
-        """
-        Return the upcaster chain for events stored as type *name* at schema *version*.
-
-        The chain is empty for a current version, and describes its ``problem`` when it
-        cannot reach a registered class.
-        """
-        key = (name, version)
-        found = self._chains.get(key)
-        if found is None:
-            generation = self._generation
-            found = build_chain(self, name, version)
-            with self._lock:
-                # A chain built while another thread registered may be stale: not kept.
-                if generation == self._generation:
-                    self._chains[key] = found
-        return found
-
     def stored_names(
         self, event_types: Iterable[str | type[Any]] | str | type[Any]
     ) -> frozenset[str]:
@@ -277,28 +358,14 @@ class EventRegistry:
             found |= targets
         return frozenset(found)
 
+    @property
+    def generation(self) -> int:
+        """Grows with every registration, so that caches of chains can tell they are stale."""
+        return self._generation
+
     def _changed(self) -> None:
         # Called under the lock by every registration.
         self._generation += 1
-        self._chains.clear()
-
-    def check(self) -> None:
-        """
-        Check that events stored at any known schema version can still be read.
-
-        Every store calls this when it is built, so a broken chain fails at start-up
-        rather than on the first old event. Call it yourself after registering events
-        or upcasters later than that.
-
-        Raises:
-            RegistrationError: Naming every problem: a type with no upcaster from some
-                version between its ``oldest_version`` and its current version, an
-                upcaster from a version at or past its type's current version, an
-                upcaster for a retired type, or one whose chain leads to an unknown name.
-
-        .. versionadded:: 0.1.0
-        """
-        check_chains(self, list(self), self.upcast_steps())
 
     def by_name(self, name: str) -> EventType:
         """
@@ -411,7 +478,7 @@ def event(
         name: The stable type name stored with each event.
         version: The schema version of the class as written now (default 1).
         oldest_version: The oldest schema version that may be stored (default 1).
-            `EventRegistry.check` requires an upcaster from each version from this
+            `check_upcasters` requires an upcaster from each version from this
             one up to *version*. Raise it when older events were never stored under
             this name (a type renamed at version 3 starts at 3), or no longer are
             (after `migrate`), and their upcasters are deleted.
@@ -492,7 +559,7 @@ def upcaster(
     Raises:
         RegistrationError: At import time, when an argument is invalid or another
             upcaster is registered for (*name*, *from_version*). Gaps in a chain are
-            found by `EventRegistry.check`, when a store is built.
+            found by `check_upcasters`, when a store is built.
 
     .. versionadded:: 0.1.0
     """

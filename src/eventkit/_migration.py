@@ -12,14 +12,13 @@ from typing import TYPE_CHECKING
 import attrs
 
 from eventkit._envelope import NewEvent
-from eventkit._serialization import NewRecord
-from eventkit._store import RecordWrite
-from eventkit._upcasting import RetiredEvent
+from eventkit._events import RetiredEvent
+from eventkit._records import NewRecord, RecordWrite
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-    from eventkit._serialization import EventRecord
+    from eventkit._records import EventRecord
     from eventkit._store import EventStore
 
 

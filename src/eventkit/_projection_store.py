@@ -16,56 +16,18 @@ once); `ProjectionStore.exactly_once` says whether that holds.
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from eventkit.exceptions import StoreError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from contextlib import AbstractContextManager
-    from datetime import datetime
 
-
-class Checkpoint(NamedTuple):
-    """
-    How far a projection has got: every event at or below *position* is handled.
-
-    Attributes:
-        position: The global position of the last event the read model includes
-            (0: none yet).
-        version: The projection version that built the read model.
-
-    .. versionadded:: 0.1.0
-    """
-
-    position: int
-    version: int
-
-
-class DeadLetter(NamedTuple):
-    """
-    An event a projection could not handle, parked so that it could go on.
-
-    Attributes:
-        projection: The projection's name.
-        position: The event's global position.
-        stream_id: The event's stream.
-        version: The event's version in its stream.
-        event_type: The event's stored type name.
-        error: The error, as ``"ExceptionType: message"``.
-        attempts: How many times handling it failed.
-        parked_at: When it was (last) parked, in UTC.
-
-    .. versionadded:: 0.1.0
-    """
-
-    projection: str
-    position: int
-    stream_id: str
-    version: int
-    event_type: str
-    error: str
-    attempts: int
-    parked_at: datetime
+    from eventkit._records import Checkpoint, DeadLetter
 
 
 class ProjectionLock(Protocol):
@@ -255,3 +217,39 @@ class AppendListeners:
             callbacks = list(self._callbacks)
         for callback in callbacks:
             callback()
+
+
+class _FileLock:
+    def __init__(self, fd: int) -> None:
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # closing the file gives the OS lock up
+
+
+def lock_file(path: str) -> ProjectionLock | None:
+    """
+    Take an exclusive OS lock on the file *path* without waiting; None if it is taken.
+
+    Raises:
+        StoreError: The lock file cannot be opened.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StoreError(f"cannot open the projection lock file {path!r}: {exc}") from exc
+    try:
+        if sys.platform == "win32":  # pragma: no cover (Windows only)
+            import msvcrt  # noqa: PLC0415 (exists on Windows only)
+
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl  # noqa: PLC0415 (exists on POSIX only)
+
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return _FileLock(fd)

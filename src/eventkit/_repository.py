@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from uuid import UUID
 
     from eventkit._envelope import RecordedEvent
-    from eventkit._store import AppendResult, EventStore, SnapshotRecord
+    from eventkit._records import AppendResult, SnapshotRecord
+    from eventkit._store import EventStore
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -105,6 +106,9 @@ class Repository(Generic[A]):
         self.store = store
         self.aggregate_type = aggregate_type
         self.stream_prefix = stream_prefix
+        # Streams whose stored snapshot could not be used: their next save replaces it,
+        # whatever the snapshot policy says.
+        self._stale_snapshots: set[str] = set()
 
     def __repr__(self) -> str:
         return f"<Repository of {self.aggregate_type.__qualname__} in {self.store!r}>"
@@ -131,17 +135,17 @@ class Repository(Generic[A]):
         """
         _check_at_version(at_version)
         stream_id = self.stream_id(aggregate_id)
-        stale = False
         if self.snapshot_policy is not None:
             loaded, stale = self._load_from_snapshot(aggregate_id, stream_id, at_version)
             if loaded is not None:
                 return loaded
+            if stale:
+                self._stale_snapshots.add(stream_id)
         history = self.store.read_stream(stream_id, to_version=at_version)
         if not history:
             raise StreamNotFound(stream_id)
         _check_reached(stream_id, history, at_version)
         aggregate = self.aggregate_type(id=aggregate_id)
-        aggregate._snapshot_stale = stale  # noqa: SLF001 (the repository's own bookkeeping)
         return aggregate.replay(recorded.event for recorded in history)
 
     def _load_from_snapshot(
@@ -170,9 +174,7 @@ class Repository(Generic[A]):
             reason = boundary_reason(record, tail[0] if tail else None)
         if reason is None:
             try:
-                aggregate = restore(
-                    record, self.aggregate_type, aggregate_id, self.store.codec.converter
-                )
+                aggregate = restore(record, self.aggregate_type, aggregate_id, self.store.codec)
             except Exception as exc:  # noqa: BLE001 (any failure means: replay instead)
                 reason = f"its state does not load: {exc}"
         if reason is not None:
@@ -233,18 +235,15 @@ class Repository(Generic[A]):
     ) -> None:
         assert self.snapshot_policy is not None  # noqa: S101 (checked by the caller)
         try:
-            stale = aggregate._snapshot_stale  # noqa: SLF001 (the repository's own bookkeeping)
+            stale = stream_id in self._stale_snapshots
             if not (stale or self.snapshot_policy(aggregate, new_events)):
                 return
             self.store.save_snapshot(
                 take_snapshot(
-                    aggregate,
-                    stream_id=stream_id,
-                    event_id=event_id,
-                    converter=self.store.codec.converter,
+                    aggregate, stream_id=stream_id, event_id=event_id, codec=self.store.codec
                 )
             )
-            aggregate._snapshot_stale = False  # noqa: SLF001 (the repository's own bookkeeping)
+            self._stale_snapshots.discard(stream_id)
         except Exception:  # noqa: BLE001 (logged: a snapshot must never fail a stored save)
             # The events are stored: the save succeeded. A missing snapshot only makes
             # later loads slower, so it must not turn into an error the caller retries.
@@ -325,6 +324,7 @@ class Repository(Generic[A]):
             logger.warning("stream %r: no snapshot rebuilt, the stream has no events", stream_id)
             return False
         self.store.save_snapshot(record)
+        self._stale_snapshots.discard(stream_id)
         return True
 
     def _fresh_snapshot(self, aggregate_id: str, stream_id: str) -> SnapshotRecord | None:
@@ -338,7 +338,7 @@ class Repository(Generic[A]):
             aggregate,
             stream_id=stream_id,
             event_id=history[-1].event_id,
-            converter=self.store.codec.converter,
+            codec=self.store.codec,
             started=started,
         )
 

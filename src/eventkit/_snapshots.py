@@ -17,16 +17,14 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 import attrs
 
 from eventkit._aggregate import Aggregate
-from eventkit._serialization import decode_state, encode_state
-from eventkit._store import SnapshotRecord
+from eventkit._records import SnapshotRecord
 from eventkit.exceptions import SerializationError
 
 if TYPE_CHECKING:
     from uuid import UUID
 
-    import cattrs
-
     from eventkit._envelope import RecordedEvent
+    from eventkit._serialization import Codec
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -113,7 +111,7 @@ def take_snapshot(
     *,
     stream_id: str,
     event_id: UUID,
-    converter: cattrs.Converter,
+    codec: Codec,
     started: float | None = None,
 ) -> SnapshotRecord:
     """
@@ -125,7 +123,7 @@ def take_snapshot(
         aggregate: The aggregate, as saved.
         stream_id: Its stream.
         event_id: The id of the event at the aggregate's version.
-        converter: The store's converter.
+        codec: The store's codec.
         started: When building the state began (`time.perf_counter`), if before this
             call; the snapshot's ``build_seconds`` counts from then.
 
@@ -134,7 +132,7 @@ def take_snapshot(
     """
     if started is None:
         started = time.perf_counter()
-    state = encode_state(converter, aggregate)
+    state = codec.encode_state(aggregate)
     cls = type(aggregate)
     return SnapshotRecord(
         stream_id=stream_id,
@@ -181,9 +179,7 @@ def boundary_reason(record: SnapshotRecord, event: RecordedEvent[Any] | None) ->
     return None
 
 
-def restore(
-    record: SnapshotRecord, cls: type[A], aggregate_id: str, converter: cattrs.Converter
-) -> A:
+def restore(record: SnapshotRecord, cls: type[A], aggregate_id: str, codec: Codec) -> A:
     """
     Return the aggregate whose state *record* holds.
 
@@ -191,7 +187,7 @@ def restore(
         SerializationError: The state is not JSON, does not fit *cls*, or belongs to
             another aggregate or version than the record says.
     """
-    aggregate = decode_state(converter, record.state, cls, fields=state_fields(cls))
+    aggregate = codec.decode_state(record.state, cls, fields=state_fields(cls))
     if (aggregate.id, aggregate.version) != (aggregate_id, record.version):
         raise SerializationError(
             f"stored state is aggregate {aggregate.id!r} at version {aggregate.version}, "

@@ -3,36 +3,29 @@ The event store contract, and the shared half of every backend.
 
 `EventStore` is the protocol users and the `Repository` program against.
 `BaseEventStore` implements it once: it validates arguments, encodes and decodes
-events, and leaves a backend eight storage methods that see only records (events,
-snapshots, stream ids). The version and idempotency rules are pure functions here,
-called by backends inside their own transactions, so every backend decides conflicts
-the same way.
+events, tells append listeners, and leaves a backend eight storage methods that see
+only records (`_records`). Backends decide appends with the pure rules of `_rules`,
+inside their own transactions, so every backend decides conflicts the same way.
 """
 
 from __future__ import annotations
 
 import abc
-import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Self
-from uuid import UUID
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 import attrs
 
-from eventkit._envelope import (
-    ANY,
-    NO_STREAM,
-    STREAM_EXISTS,
-    ExpectedVersion,
-    NewEvent,
-    StreamState,
-)
+from eventkit._envelope import ANY, ExpectedVersion, NewEvent
 from eventkit._events import EventRegistry, default_registry
-from eventkit._serialization import Codec, EventRecord, NewRecord
-from eventkit.exceptions import ConcurrencyError, DuplicateEventIdError
+from eventkit._projection_store import AppendListeners
+from eventkit._records import AppendResult, EventRecord, RecordWrite, SnapshotRecord
+from eventkit._rules import check_count, check_snapshot_record, check_stream_id, check_writes
+from eventkit._serialization import Codec
+from eventkit._upcasting import check_upcasters
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import TracebackType
 
     import cattrs
@@ -41,25 +34,6 @@ if TYPE_CHECKING:
 
 # stream_ids asks a backend for this many ids at a time.
 _STREAM_ID_PAGE = 500
-
-
-class AppendResult(NamedTuple):
-    """
-    What an append wrote to one stream.
-
-    Attributes:
-        stream_id: The stream appended to.
-        version: The stream version of the last event of this append (for an empty
-            append, the stream's current version).
-        positions: The global positions of the appended events, in order. An
-            idempotent re-append returns the positions stored the first time.
-
-    .. versionadded:: 0.1.0
-    """
-
-    stream_id: str
-    version: int
-    positions: tuple[int, ...]
 
 
 def _event_tuple(events: object) -> tuple[Any, ...]:
@@ -87,64 +61,6 @@ class StreamAppend:
     stream_id: str
     events: Sequence[Any] = attrs.field(converter=_event_tuple)
     expected_version: ExpectedVersion = ANY
-
-
-class RecordWrite(NamedTuple):
-    """
-    One stream's part of an append, as a backend receives it: validated and encoded.
-
-    .. versionadded:: 0.1.0
-    """
-
-    stream_id: str
-    records: tuple[NewRecord, ...]
-    expected_version: ExpectedVersion
-
-
-class StoredEventRef(NamedTuple):
-    """
-    Where an event id is already stored: what backends report to `resolve_existing`.
-
-    .. versionadded:: 0.1.0
-    """
-
-    stream_id: str
-    version: int
-    position: int
-
-
-class SnapshotRecord(NamedTuple):
-    """
-    An aggregate's state at one version, as a backend stores it beside the events.
-
-    A store keeps one snapshot per stream, the one saved last. The `Repository` writes
-    and reads them; backends only store and return them.
-
-    Attributes:
-        stream_id: The aggregate's stream.
-        aggregate_type: The aggregate class's name, to tell classes apart.
-        version: The stream version the state includes: the events after it are
-            applied on top when the aggregate is loaded.
-        event_id: The id of the event at *version*, so that a snapshot whose stream was
-            rewritten (a store restored from a backup) is recognized and ignored.
-        snapshot_version: The aggregate class's ``snapshot_version`` when the state was
-            taken; a snapshot of another version is ignored.
-        state: The aggregate's fields as JSON text, from the store's converter.
-        taken_at: When the snapshot was taken (UTC).
-        build_seconds: How long building the state took: serializing it, plus
-            replaying the stream when the aggregate had to be loaded first.
-
-    .. versionadded:: 0.1.0
-    """
-
-    stream_id: str
-    aggregate_type: str
-    version: int
-    event_id: UUID
-    snapshot_version: int
-    state: str
-    taken_at: datetime
-    build_seconds: float
 
 
 class EventStore(Protocol):
@@ -254,131 +170,6 @@ class EventStore(Protocol):
         ...
 
 
-# -- pure rules, shared by every backend ----------------------------------------------------
-
-
-def check_expected_version(stream_id: str, expected: ExpectedVersion, actual: int) -> None:
-    """
-    Raise `ConcurrencyError` unless a stream at version *actual* satisfies *expected*.
-
-    Args:
-        stream_id: The stream, for the error message.
-        expected: An int (0 means "no stream"), `NO_STREAM`, `STREAM_EXISTS` or `ANY`.
-        actual: The stream's current version (0 when it does not exist).
-
-    Raises:
-        ConcurrencyError: *actual* does not satisfy *expected*.
-
-    .. versionadded:: 0.1.0
-    """
-    if not _satisfies(expected, actual):
-        raise ConcurrencyError(stream_id, expected, actual)
-
-
-def _satisfies(expected: ExpectedVersion, version: int) -> bool:
-    if expected is ANY:
-        return True
-    if expected is NO_STREAM or expected == 0:
-        return version == 0
-    if expected is STREAM_EXISTS:
-        return version > 0
-    return version == expected
-
-
-def resolve_existing(
-    write: RecordWrite, found: Mapping[UUID, StoredEventRef], actual: int
-) -> AppendResult:
-    """
-    Decide an append some of whose event ids are already stored.
-
-    A backend calls this, inside its transaction, when any of *write*'s event ids are
-    stored. Event ids identify events; their data is not compared. The append is a
-    retry, and succeeds without storing anything, when every one of its ids is stored
-    in this stream, at consecutive versions in the order given (the whole of an
-    earlier append, or a run of stored events), and its expected version would have
-    accepted the stream just before the first of them. It then returns what the
-    earlier append returned for those events.
-
-    Args:
-        write: The append, as the backend received it.
-        found: Where each of *write*'s stored event ids is stored.
-        actual: The stream's current version, for the error message.
-
-    Raises:
-        DuplicateEventIdError: Some ids are new or stored elsewhere, or not as one
-            consecutive run in this order: not a retry.
-        ConcurrencyError: A retry whose expected version the stream did not have before
-            those events (it reports the stream's current version as actual).
-
-    .. versionadded:: 0.1.0
-    """
-    refs = []
-    for record in write.records:
-        ref = found.get(record.event_id)
-        if ref is None or ref.stream_id != write.stream_id:
-            # Some ids are new or live elsewhere: this is not a retry of one earlier append.
-            clash = record.event_id if ref is not None else next(iter(found))
-            raise DuplicateEventIdError(clash, write.stream_id, found[clash].stream_id)
-        refs.append(ref)
-    first = refs[0].version
-    if [ref.version for ref in refs] != list(range(first, first + len(refs))):
-        raise DuplicateEventIdError(write.records[0].event_id, write.stream_id, write.stream_id)
-    if not _satisfies(write.expected_version, first - 1):
-        raise ConcurrencyError(write.stream_id, write.expected_version, actual)
-    return AppendResult(write.stream_id, refs[-1].version, tuple(ref.position for ref in refs))
-
-
-def _check_expected_version_arg(stream_id: str, expected: object) -> None:
-    if isinstance(expected, StreamState):
-        return
-    if isinstance(expected, bool) or not isinstance(expected, int):
-        raise TypeError(
-            f"stream {stream_id!r}: expected_version must be an int, NO_STREAM, "
-            f"STREAM_EXISTS or ANY, got {expected!r}"
-        )
-    if expected < 0:
-        raise ValueError(f"stream {stream_id!r}: expected_version must be >= 0, got {expected}")
-
-
-def _check_stream_id(stream_id: object) -> str:
-    if not isinstance(stream_id, str) or not stream_id:
-        raise ValueError(f"stream_id must be a non-empty string, got {stream_id!r}")
-    return stream_id
-
-
-def _check_count(name: str, value: object, minimum: int, *, optional: bool = True) -> None:
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
-def _check_snapshot_record(record: object) -> SnapshotRecord:
-    if not isinstance(record, SnapshotRecord):
-        raise TypeError(f"expected a SnapshotRecord, got {type(record).__qualname__}")
-    _check_stream_id(record.stream_id)
-    where = f"snapshot of stream {record.stream_id!r}"
-    # Typed as object: the annotations are what callers should pass, not what they did.
-    fields: dict[str, object] = record._asdict()
-    aggregate_type, seconds = fields["aggregate_type"], fields["build_seconds"]
-    if not isinstance(aggregate_type, str) or not aggregate_type:
-        raise ValueError(f"{where}: aggregate_type must be a non-empty string")
-    _check_count(f"{where}: version", fields["version"], 1, optional=False)
-    _check_count(f"{where}: snapshot_version", fields["snapshot_version"], 1, optional=False)
-    if not isinstance(fields["event_id"], UUID):
-        raise TypeError(f"{where}: event_id must be a UUID, got {record.event_id!r}")
-    if not isinstance(fields["state"], str):
-        raise TypeError(f"{where}: state must be JSON text, got {type(record.state).__qualname__}")
-    taken_at = fields["taken_at"]
-    if not isinstance(taken_at, datetime) or taken_at.utcoffset() is None:
-        raise ValueError(f"{where}: taken_at must be a timezone-aware datetime")
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-        raise TypeError(f"{where}: build_seconds must be a number, got {seconds!r}")
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"{where}: build_seconds must be finite and >= 0, got {seconds!r}")
-    return record
-
-
 class BaseEventStore(abc.ABC):
     """
     The shared half of every event store backend.
@@ -395,7 +186,7 @@ class BaseEventStore(abc.ABC):
 
     Raises:
         RegistrationError: The registry's upcaster chains are broken
-            (`EventRegistry.check`): a store is not built on a registry that cannot
+            (`check_upcasters`): a store is not built on a registry that cannot
             read some stored schema version.
 
     .. versionadded:: 0.1.0
@@ -410,8 +201,9 @@ class BaseEventStore(abc.ABC):
         registry = default_registry if registry is None else registry
         # Events and upcasters register at import time, in any order: the store is the
         # first moment the registry can be taken as complete.
-        registry.check()
+        check_upcasters(registry)
         self._codec = Codec(registry, converter)
+        self._listeners = AppendListeners()
 
     @property
     def registry(self) -> EventRegistry:
@@ -503,20 +295,11 @@ class BaseEventStore(abc.ABC):
             ValueError: A stream appears twice, or an event id twice.
             ConcurrencyError, DuplicateEventIdError: As for `BaseEventStore.append`.
         """
-        streams: set[str] = set()
-        ids: dict[UUID, str] = {}
-        for write in writes:
-            _check_stream_id(write.stream_id)
-            _check_expected_version_arg(write.stream_id, write.expected_version)
-            if write.stream_id in streams:
-                raise ValueError(f"stream {write.stream_id!r} appears twice in one append")
-            streams.add(write.stream_id)
-            for record in write.records:
-                other = ids.get(record.event_id)
-                if other is not None:
-                    raise DuplicateEventIdError(record.event_id, write.stream_id, other)
-                ids[record.event_id] = write.stream_id
-        return self._append(list(writes))
+        check_writes(writes)
+        results = self._append(list(writes))
+        if any(write.records for write in writes):
+            self._listeners.notify()
+        return results
 
     def read_stream(
         self,
@@ -568,10 +351,10 @@ class BaseEventStore(abc.ABC):
         limit: int | None = None,
     ) -> list[EventRecord]:
         """Return one stream's stored records, undecoded; arguments as for `read_stream`."""
-        _check_stream_id(stream_id)
-        _check_count("from_version", from_version, 1)
-        _check_count("to_version", to_version, 1)
-        _check_count("limit", limit, 0)
+        check_stream_id(stream_id)
+        check_count("from_version", from_version, 1)
+        check_count("to_version", to_version, 1)
+        check_count("limit", limit, 0)
         if limit == 0:
             return []
         if backwards:
@@ -600,7 +383,7 @@ class BaseEventStore(abc.ABC):
             after_position: Start after this position (0: from the beginning).
             limit: Yield at most this many events.
             event_types: Only events of these types (names or registered classes),
-                including events stored under their old names (see `upcaster`).
+                including events stored under their old names (see `eventkit.upcaster`).
 
         Raises:
             ValueError: *after_position* or *limit* is out of range (raised at once).
@@ -620,8 +403,8 @@ class BaseEventStore(abc.ABC):
         event_types: Iterable[str | type[Any]] | None = None,
     ) -> Iterator[EventRecord]:
         """Iterate over all stored records, undecoded; arguments as for `read_all`."""
-        _check_count("after_position", after_position, 0, optional=False)
-        _check_count("limit", limit, 0)
+        check_count("after_position", after_position, 0, optional=False)
+        check_count("limit", limit, 0)
         names = None if event_types is None else self.registry.stored_names(event_types)
         if limit == 0 or names == frozenset():
             return iter(())
@@ -664,7 +447,7 @@ class BaseEventStore(abc.ABC):
             TypeError, ValueError: A field of *record* has the wrong type or is out of
                 range; the stored snapshot is left as it was.
         """
-        self._save_snapshot(_check_snapshot_record(record))
+        self._save_snapshot(check_snapshot_record(record))
 
     def load_snapshot(self, stream_id: str) -> SnapshotRecord | None:
         """
@@ -676,7 +459,19 @@ class BaseEventStore(abc.ABC):
         Raises:
             ValueError: *stream_id* is not a non-empty string.
         """
-        return self._load_snapshot(_check_stream_id(stream_id))
+        return self._load_snapshot(check_stream_id(stream_id))
+
+    def on_append(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """
+        Call *callback* after each append through this store object commits.
+
+        Projection runners subscribe so that they wake at once; appends made by other
+        store objects or processes are seen by polling.
+
+        Returns:
+            A function that unsubscribes the callback.
+        """
+        return self._listeners.add(callback)
 
     def close(self) -> None:  # noqa: B027 (an optional hook: stores without resources need none)
         """Release the store's resources; the store cannot be used afterwards."""
@@ -688,10 +483,10 @@ class BaseEventStore(abc.ABC):
         """
         Store *writes* in one atomic step.
 
-        Arguments are validated. For each write, inside one transaction: find the
-        stream's version; if any of its event ids are stored already, return
-        `resolve_existing` for it; otherwise `check_expected_version` and store its
-        records at the next versions and positions. Raise to roll everything back.
+        Arguments are validated. Inside one transaction: read each write's stream
+        version (and, when some event ids may be stored already, where they are),
+        call `decide_append`, store the rows it plans at new positions, and return
+        `AppendPlan.results` for those positions. Raise to roll everything back.
         """
 
     @abc.abstractmethod

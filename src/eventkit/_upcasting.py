@@ -1,126 +1,29 @@
 """
-Upcasting: the upcaster signatures, and how chains of upcasters are built and checked.
+Upcasting: chains of upcasters, built, checked, cached and run in one place.
 
-Everything here is pure and works on plain data: `UpcastStep` records kept by the
-registry, and a registry seen only through three lookups (`ChainSource`). The
-registry stores the steps and calls `check_chains`; the codec asks the registry for
-an `UpcastChain` and runs its steps in a short loop. Nothing here does I/O.
+The registry (`_events`) keeps upcaster steps as plain data. Here they become chains:
+`build_chain` follows the steps from a stored (type name, schema version) to a
+current class, `check_upcasters` checks every chain when a store is built, and
+`UpcastChains` caches the chains of one registry and runs them on stored data for the
+codec, naming the stored event in every error. Nothing here does I/O.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
-from types import MappingProxyType
-from typing import Any, Protocol, TypeAlias
+import threading
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import attrs
 
-from eventkit.exceptions import RegistrationError
+from eventkit._events import UpcastContext, UpcastStep
+from eventkit._json import decode_metadata
+from eventkit.exceptions import RegistrationError, UpcastError
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
-def _read_only(metadata: Mapping[str, str]) -> Mapping[str, str]:
-    return MappingProxyType(dict(metadata))
-
-
-@attrs.frozen
-class UpcastContext:
-    """
-    What an envelope-aware upcaster may read about the event it upgrades.
-
-    Read-only: the metadata is a read-only view, and changing the context changes nothing
-    stored. Register such an upcaster with ``@upcaster(name, from_version, context=True)``.
-
-    Attributes:
-        stream_id: The event's stream.
-        version: The event's version in its stream.
-        event_id: The event's unique id.
-        recorded_at: When the store recorded the event (UTC).
-        metadata: The strings stored beside the event.
-
-    .. versionadded:: 0.1.0
-    """
-
-    stream_id: str
-    version: int
-    event_id: uuid.UUID
-    recorded_at: datetime
-    metadata: Mapping[str, str] = attrs.field(converter=_read_only)
-
-
-Upcaster: TypeAlias = Callable[[dict[str, Any]], dict[str, Any]]
-"""An upcaster: takes an event's data at one schema version, returns it at the next."""
-
-ContextUpcaster: TypeAlias = Callable[[dict[str, Any], UpcastContext], dict[str, Any]]
-"""An envelope-aware upcaster: as `Upcaster`, also given the event's `UpcastContext`."""
-
-
-def qualified_name(func: object) -> str:
-    """Return *func*'s module-qualified name, for messages."""
-    module = getattr(func, "__module__", None)
-    name = getattr(func, "__qualname__", None)
-    if isinstance(module, str) and isinstance(name, str):
-        return f"{module}.{name}"
-    return repr(func)
-
-
-@attrs.frozen
-class UpcastStep:
-    """
-    One registered upcaster: a step from one schema version of a type to the next.
-
-    Attributes:
-        event_type: The type name the step reads.
-        from_version: The schema version the step reads; it writes ``from_version + 1``.
-        func: The upcaster.
-        to: The type name the step writes: *event_type* itself, or a new name when
-            the step renames the type.
-        context: Whether *func* also takes an `UpcastContext`.
-
-    .. versionadded:: 0.1.0
-    """
-
-    event_type: str
-    from_version: int
-    func: Upcaster | ContextUpcaster
-    to: str
-    context: bool = False
-
-    @property
-    def qualname(self) -> str:
-        """The upcaster's module-qualified name, as errors name it."""
-        return qualified_name(self.func)
-
-    def describe(self) -> str:
-        """Return the step as text: ``'A' v1 -> 'B' v2 (module.func)``."""
-        return (
-            f"{self.event_type!r} v{self.from_version} -> {self.to!r} v{self.from_version + 1}"
-            f" ({self.qualname})"
-        )
-
-
-@attrs.frozen
-class RetiredEvent:
-    """
-    Stands in for an event whose type was retired (`EventRegistry.retire`).
-
-    Reading a stored event of a retired type yields a `RecordedEvent` whose ``event``
-    is a `RetiredEvent` carrying the stored data, so the stream's versions stay
-    whole. Aggregates and projections that ``match`` on event classes pass over it
-    without a case for it.
-
-    Attributes:
-        event_type: The retired type name.
-        schema_version: The schema version the event was stored at.
-        data: The stored data, as decoded from JSON.
-
-    .. versionadded:: 0.1.0
-    """
-
-    event_type: str
-    schema_version: int
-    data: Any = attrs.field(eq=True, hash=False)
+    from eventkit._events import ContextUpcaster, EventRegistry, Upcaster
+    from eventkit._records import EventRecord
 
 
 @attrs.frozen
@@ -289,3 +192,143 @@ def _step_problem(source: ChainSource, step: UpcastStep, gaps: set[tuple[str, in
     if chain.problem is None or (chain.name, chain.version) in gaps:
         return None
     return f"event type {name!r}: from schema version {version}, {chain.problem}"
+
+
+def check_upcasters(registry: EventRegistry) -> None:
+    """
+    Check that events stored at any known schema version can still be read.
+
+    Every store calls this when it is built, so a broken chain fails at start-up
+    rather than on the first old event. Call it yourself after registering events
+    or upcasters later than that.
+
+    Raises:
+        RegistrationError: Naming every problem: a type with no upcaster from some
+            version between its ``oldest_version`` and its current version, an
+            upcaster from a version at or past its type's current version, an
+            upcaster for a retired type, or one whose chain leads to an unknown name.
+
+    .. versionadded:: 0.1.0
+    """
+    check_chains(registry, list(registry), registry.upcast_steps())
+
+
+class UpcastChains:
+    """
+    The upcaster chains of one registry: built when first needed, cached, and run.
+
+    A chain is rebuilt after any registration (the registry's ``generation`` changes),
+    since old events of one type and version all follow the same chain until then.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(self, registry: EventRegistry) -> None:
+        self.registry = registry
+        self._chains: dict[tuple[str, int], UpcastChain] = {}
+        self._generation = registry.generation
+        self._lock = threading.Lock()
+
+    def chain(self, name: str, version: int) -> UpcastChain:
+        """
+        Return the chain for events stored as type *name* at schema *version*.
+
+        The chain is empty for a current version, and describes its ``problem`` when it
+        cannot reach a registered class.
+        """
+        generation = self.registry.generation
+        if generation != self._generation:
+            with self._lock:
+                self._chains = {}
+                self._generation = generation
+        key = (name, version)
+        found = self._chains.get(key)
+        if found is None:
+            found = build_chain(self.registry, name, version)
+            # A chain built while another thread registered may be stale: not kept.
+            if generation == self.registry.generation:
+                self._chains[key] = found
+        return found
+
+    def upgrade(self, record: EventRecord, target: str, data: Any) -> Any:
+        """
+        Run *record*'s data through its chain up to the current version of type *target*.
+
+        Args:
+            record: The stored event, to name in errors and to give context upcasters.
+            target: The type name the chain must end at.
+            data: The stored data, as decoded from JSON.
+
+        Raises:
+            UpcastError: The chain is broken or leads elsewhere, an upcaster failed,
+                or one returned something other than a dict.
+        """
+        chain = self.chain(record.event_type, record.schema_version)
+        if chain.problem is not None or chain.name != target:
+            raise chain_error(record, chain)
+        context: UpcastContext | None = None
+        for step in chain.steps:
+            if step.context and context is None:
+                context = _context(record)
+            try:
+                if context is not None and step.context:
+                    data = cast("ContextUpcaster", step.func)(data, context)
+                else:
+                    data = cast("Upcaster", step.func)(data)
+            except Exception as exc:  # upcasters are user code: any failure is named
+                raise _step_error(
+                    record, step, f"upcaster {step.describe()} failed: {type(exc).__name__}: {exc}"
+                ) from exc
+            if not isinstance(data, dict):
+                raise _step_error(
+                    record,
+                    step,
+                    f"upcaster {step.describe()} returned {type(data).__name__}, not a dict",
+                )
+        return data
+
+    def unknown_detail(self, record: EventRecord) -> str | None:
+        """Return why *record*'s type is unknown, when upcasters know it at other versions."""
+        known = sorted(
+            step.from_version
+            for step in self.registry.upcast_steps()
+            if step.event_type == record.event_type
+        )
+        if not known:
+            return None
+        return (
+            "no event class is registered under this name, and its upcasters read "
+            f"schema versions {known}, not {record.schema_version}"
+        )
+
+
+def chain_error(record: EventRecord, chain: UpcastChain) -> UpcastError:
+    """Return the `UpcastError` for *record*, whose *chain* does not reach its class."""
+    return UpcastError(
+        chain.problem or f"upcasters lead to {chain.name!r}, not to this event's class",
+        event_type=record.event_type,
+        from_version=chain.version,
+        stream_id=record.stream_id,
+        version=record.version,
+    )
+
+
+def _step_error(record: EventRecord, step: UpcastStep, detail: str) -> UpcastError:
+    return UpcastError(
+        detail,
+        event_type=record.event_type,
+        from_version=step.from_version,
+        upcaster=step.qualname,
+        stream_id=record.stream_id,
+        version=record.version,
+    )
+
+
+def _context(record: EventRecord) -> UpcastContext:
+    return UpcastContext(
+        record.stream_id,
+        record.version,
+        record.event_id,
+        record.recorded_at,
+        decode_metadata(record.metadata),
+    )

@@ -23,7 +23,6 @@ from eventkit import (
 )
 from eventkit._backends.sqlite import schema
 from eventkit._backends.sqlite.connections import Boundary
-from eventkit._store import RecordWrite
 from eventkit.testing import (
     EventStoreContract,
     ProjectionStoreContract,
@@ -445,17 +444,10 @@ class TestTransaction:
 
 
 class TestErrors:
-    def test_a_unique_violation_becomes_a_concurrency_error(self):
-        """At the boundary, a unique violation while storing a write is a conflict."""
-        boundary = Boundary("x.db")
-        boundary.write, boundary.actual = RecordWrite("s", (), 3), 4
-        with pytest.raises(ConcurrencyError) as info, boundary:
+    def test_a_unique_violation_at_the_boundary_is_a_store_error(self):
+        """The boundary translates without guessing: conflicts are decided by the store."""
+        with pytest.raises(StoreError, match="IntegrityError") as info, Boundary("x.db"):
             raise sqlite3.IntegrityError("UNIQUE constraint failed")
-        assert (info.value.stream_id, info.value.expected_version, info.value.actual_version) == (
-            "s",
-            3,
-            4,
-        )
         assert isinstance(info.value.__cause__, sqlite3.IntegrityError)
 
     def test_other_driver_errors_become_store_errors(self):

@@ -15,7 +15,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eventkit import (
-    Checkpoint,
     ParkOnError,
     ProjectionError,
     ProjectionRunner,
@@ -25,6 +24,7 @@ from eventkit import (
     StreamAppend,
 )
 from eventkit._backends.sqlite import schema
+from eventkit.backends import Checkpoint
 from tests.bank import AccountOpened, MoneyDeposited, MoneyWithdrawn, registry
 from tests.projection_helpers import (
     WAIT,

@@ -12,14 +12,9 @@ from decimal import Decimal
 
 import pytest
 
-from eventkit import (
-    Repository,
-    SerializationError,
-    SnapshotRecord,
-    SQLiteEventStore,
-    StoreError,
-)
+from eventkit import Repository, SerializationError, SQLiteEventStore, StoreError
 from eventkit._backends.sqlite import schema
+from eventkit.backends import SnapshotRecord
 from tests.bank import Account, registry
 
 ROOT = pathlib.Path(__file__).parent.parent.parent
@@ -141,7 +136,7 @@ class TestSnapshotTable:
 class TestStreamIds:
     def test_listing_searches_the_index_once_per_stream(self, store):
         """stream_ids walks the (stream_id, version) index; it never scans the event log."""
-        sql = store._snapshot_sql.stream_ids
+        sql = store._sql.stream_ids
         plan = " | ".join(
             row[3]
             for row in store._writer.execute(f"EXPLAIN QUERY PLAN {sql}", ("", "", 0, "", 5, 0, ""))

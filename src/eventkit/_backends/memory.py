@@ -9,31 +9,19 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from eventkit._projection_store import (
-    AppendListeners,
-    Checkpoint,
-    DeadLetter,
-    ProjectionLock,
-    ThreadBoundLocks,
-)
-from eventkit._serialization import EventRecord
-from eventkit._store import (
-    AppendResult,
-    BaseEventStore,
-    RecordWrite,
-    SnapshotRecord,
-    StoredEventRef,
-    check_expected_version,
-    resolve_existing,
-)
+from eventkit._projection_store import ProjectionLock, ThreadBoundLocks
+from eventkit._records import EventRecord, StoredEventRef
+from eventkit._rules import decide_append
+from eventkit._store import BaseEventStore
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Iterator, Sequence
     from uuid import UUID
 
     import cattrs
 
     from eventkit._events import EventRegistry
+    from eventkit._records import AppendResult, Checkpoint, DeadLetter, RecordWrite, SnapshotRecord
 
 # read_all copies this many records at a time under the lock, so a reader holds the lock
 # briefly and never copies the whole log.
@@ -71,7 +59,6 @@ class InMemoryEventStore(BaseEventStore):
         # Stream ids in ascending order, for _stream_ids; kept sorted as streams appear.
         self._stream_order: list[str] = []
         self._snapshots: dict[str, SnapshotRecord] = {}
-        self._listeners = AppendListeners()
         self._projection_locks = ThreadBoundLocks()
         # One projection transaction at a time, as a database's write lock would allow.
         self._projection_mutex = threading.Lock()
@@ -83,56 +70,35 @@ class InMemoryEventStore(BaseEventStore):
 
     def _append(self, writes: list[RecordWrite]) -> list[AppendResult]:
         with self._lock:
-            # Decide every write before storing any, so a failure leaves nothing behind.
-            results: list[AppendResult] = []
-            staged: list[EventRecord] = []
-            position = len(self._log)
+            versions = [len(self._streams.get(write.stream_id, ())) for write in writes]
+            found = {
+                record.event_id: self._ids[record.event_id]
+                for write in writes
+                for record in write.records
+                if record.event_id in self._ids
+            }
+            # Decided before anything is stored, so a failure leaves nothing behind.
+            plan = decide_append(writes, versions, found)
+            first = len(self._log) + 1
             recorded_at = datetime.now(UTC)
-            for write in writes:
-                actual = len(self._streams.get(write.stream_id, ()))
-                found = {
-                    record.event_id: self._ids[record.event_id]
-                    for record in write.records
-                    if record.event_id in self._ids
-                }
-                if found:
-                    results.append(resolve_existing(write, found, actual))
-                    continue
-                check_expected_version(write.stream_id, write.expected_version, actual)
-                for version, record in enumerate(write.records, start=actual + 1):
-                    position += 1
-                    staged.append(
-                        EventRecord(
-                            write.stream_id,
-                            version,
-                            position,
-                            record.event_id,
-                            record.event_type,
-                            record.schema_version,
-                            record.data,
-                            record.metadata,
-                            recorded_at,
-                        )
-                    )
-                count = len(write.records)
-                results.append(
-                    AppendResult(
-                        write.stream_id,
-                        actual + count,
-                        tuple(range(position - count + 1, position + 1)),
-                    )
+            for position, (stream_id, version, record) in enumerate(plan.rows, start=first):
+                stored = EventRecord(
+                    stream_id,
+                    version,
+                    position,
+                    record.event_id,
+                    record.event_type,
+                    record.schema_version,
+                    record.data,
+                    record.metadata,
+                    recorded_at,
                 )
-            for stored in staged:
                 self._log.append(stored)
-                if stored.stream_id not in self._streams:
-                    bisect.insort(self._stream_order, stored.stream_id)
-                self._streams.setdefault(stored.stream_id, []).append(stored)
-                self._ids[stored.event_id] = StoredEventRef(
-                    stored.stream_id, stored.version, stored.position
-                )
-        if staged:
-            self._listeners.notify()
-        return results
+                if stream_id not in self._streams:
+                    bisect.insort(self._stream_order, stream_id)
+                self._streams.setdefault(stream_id, []).append(stored)
+                self._ids[record.event_id] = StoredEventRef(stream_id, version, position)
+            return plan.results(range(first, first + len(plan.rows)))
 
     def _read_stream(
         self, stream_id: str, low: int, high: int | None, *, backwards: bool, limit: int | None
@@ -217,10 +183,6 @@ class InMemoryEventStore(BaseEventStore):
     def lock_projection(self, projection: str) -> ProjectionLock | None:
         """Take the projection's lock; it is free again when the taking thread ends."""
         return self._projection_locks.acquire(projection)
-
-    def on_append(self, callback: Callable[[], None]) -> Callable[[], None]:
-        """Call *callback* after each append commits; return the unsubscribe function."""
-        return self._listeners.add(callback)
 
 
 class _MemoryProjectionTransaction:

@@ -12,10 +12,10 @@ import threading
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from eventkit._projection_store import Checkpoint, DeadLetter
 from eventkit._projections._plan import RateMeter, batch_target, checkpoint_before
 from eventkit._projections._policies import Action, next_action
 from eventkit._projections._projection import STAGING_SUFFIX
+from eventkit._records import Checkpoint, DeadLetter
 from eventkit.exceptions import ProjectionError
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     )
     from eventkit._projections._progress import ProgressBar
     from eventkit._projections._projection import Projection
-    from eventkit._serialization import EventRecord
+    from eventkit._records import EventRecord
     from eventkit._store import EventStore
 
 logger = logging.getLogger("eventkit.projections")

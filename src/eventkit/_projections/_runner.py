@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from types import TracebackType
     from typing import TextIO
 
-    from eventkit._projection_store import DeadLetter
     from eventkit._projections._projection import Projection
+    from eventkit._records import DeadLetter
     from eventkit._store import EventStore
 
 
@@ -41,9 +41,11 @@ class ProjectionRunner:
     """
     Feeds projections with the store's events: catches them up, then follows new ones.
 
-    For each projection the runner reads `BaseEventStore.read_all` after its
-    checkpoint, in batches of the projection's event types, and applies each batch in
-    one store transaction that also moves the checkpoint. Run it in the foreground
+    For each projection the runner reads the stored records after its checkpoint
+    (`BaseEventStore.read_all_records`), in batches of the projection's event types,
+    decodes each event as its handler takes it, and applies each batch in one store
+    transaction that also moves the checkpoint. An event that cannot be decoded fails
+    like a handler would, under the projection's error policy. Run it in the foreground
     (`run_until_caught_up`) or in a background thread (`start` and `stop`).
 
     Only one runner applies a projection's events at a time: a runner takes the

@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from eventkit._envelope import ANY, NO_STREAM, STREAM_EXISTS, NewEvent
-from eventkit._store import AppendResult, EventStore, StreamAppend
+from eventkit._records import AppendResult
+from eventkit._store import EventStore, StreamAppend
 from eventkit.exceptions import (
     ConcurrencyError,
     DuplicateEventIdError,

@@ -13,8 +13,8 @@ import attrs
 
 from eventkit._envelope import ANY
 from eventkit._events import EventRegistry, event, upcaster
-from eventkit._serialization import NewRecord
-from eventkit._store import EventStore, RecordWrite
+from eventkit._records import NewRecord, RecordWrite
+from eventkit._store import EventStore
 
 StoreFactory = Callable[[EventRegistry], EventStore]
 """Makes a new, empty store that uses the given registry."""

@@ -17,7 +17,7 @@ from eventkit.exceptions import ConcurrencyError
 from eventkit.testing._events import Deposited, Noted, StoreFactory, contract_registry
 
 if TYPE_CHECKING:
-    from eventkit._store import AppendResult
+    from eventkit._records import AppendResult
 
 # -- the stateful test --------------------------------------------------------------------
 

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
-from eventkit._projection_store import Checkpoint, DeadLetter, ProjectionStore
+from eventkit._projection_store import ProjectionStore
 from eventkit._projections import ParkOnError, Projection, ProjectionRunner
+from eventkit._records import Checkpoint, DeadLetter
 from eventkit.exceptions import ProjectionError
 from eventkit.testing._events import Deposited, Noted, StoreFactory, _deposits, contract_registry
 

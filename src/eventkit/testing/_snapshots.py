@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from eventkit._store import EventStore, SnapshotRecord, StreamAppend
+from eventkit._records import SnapshotRecord
+from eventkit._store import EventStore, StreamAppend
 from eventkit.testing._contract import EventStoreContract
 from eventkit.testing._events import _deposits
 

@@ -15,13 +15,11 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Literal, Protocol, Self, TypeVar
 
-from eventkit.exceptions import ConcurrencyError, SerializationError, StoreError
+from eventkit.exceptions import SerializationError, StoreError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from types import TracebackType
-
-    from eventkit._store import RecordWrite
 
 T = TypeVar("T")
 
@@ -55,18 +53,16 @@ class Boundary:
     """
     Turn ``sqlite3`` exceptions raised inside a ``with`` block into eventkit errors.
 
-    A unique violation while *write* is being stored becomes `ConcurrencyError` (another
-    writer took the version); text that SQLite cannot store becomes
-    `SerializationError`; every other driver error becomes `StoreError`, with the
-    driver's exception as ``__cause__``. Eventkit's own errors pass through.
+    Stateless: text that SQLite cannot store becomes `SerializationError`; every other
+    driver error becomes `StoreError`, with the driver's exception as ``__cause__``.
+    Eventkit's own errors pass through. Conflicts are decided by the store itself,
+    where it knows the stream (`decide_append`), never guessed from a driver error.
     """
 
-    __slots__ = ("actual", "name", "write")
+    __slots__ = ("name",)
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.write: RecordWrite | None = None
-        self.actual = 0
 
     def __enter__(self) -> Self:
         return self
@@ -79,13 +75,9 @@ class Boundary:
     ) -> None:
         if exc is None:
             return
-        write = self.write
-        if isinstance(exc, sqlite3.IntegrityError) and write is not None:
-            raise ConcurrencyError(write.stream_id, write.expected_version, self.actual) from exc
         if isinstance(exc, UnicodeEncodeError):
             raise SerializationError(
-                f"text with a lone surrogate cannot be stored in SQLite: {exc}",
-                stream_id=None if write is None else write.stream_id,
+                f"text with a lone surrogate cannot be stored in SQLite: {exc}"
             ) from exc
         if isinstance(exc, sqlite3.Error):
             if is_busy(exc):

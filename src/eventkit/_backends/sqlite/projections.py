@@ -14,31 +14,22 @@ in-memory database lives in one process; its locks are held by threads instead.
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
-import os
 import re
-import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from eventkit._backends.sqlite import schema
 from eventkit._backends.sqlite.connections import Boundary
-from eventkit._projection_store import (
-    AppendListeners,
-    Checkpoint,
-    DeadLetter,
-    ProjectionLock,
-    ThreadBoundLocks,
-)
-from eventkit.exceptions import StoreError
+from eventkit._projection_store import ProjectionLock, ThreadBoundLocks, lock_file
+from eventkit._records import Checkpoint, DeadLetter
 
 if TYPE_CHECKING:
     import sqlite3
     from collections.abc import Callable, Iterator, Sequence
     from contextlib import AbstractContextManager
 
-    from eventkit._store import AppendResult, RecordWrite
+    from eventkit._backends.sqlite.sql import Statements
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 # The store's own tables: those its migrations create, and the schema's bookkeeping.
@@ -54,38 +45,10 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-class _Statements:
-    get = "SELECT position, version FROM {p}projection_checkpoints WHERE name = ?"
-    put = "INSERT OR REPLACE INTO {p}projection_checkpoints (name, position, version) VALUES (?, ?, ?)"  # noqa: E501 (one statement)
-    delete = "DELETE FROM {p}projection_checkpoints WHERE name = ?"
-    rename = "UPDATE {p}projection_checkpoints SET name = ? WHERE name = ?"
-    all = "SELECT name, position, version FROM {p}projection_checkpoints"
-    park = (
-        "INSERT OR REPLACE INTO {p}projection_dead_letters (projection, position, stream_id, "
-        "version, event_type, error, attempts, parked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-    )
-    unpark = "DELETE FROM {p}projection_dead_letters WHERE projection = ? AND position = ?"
-    forget = "DELETE FROM {p}projection_dead_letters WHERE projection = ?"
-    move = "UPDATE {p}projection_dead_letters SET projection = ? WHERE projection = ?"
-    letters = (
-        "SELECT projection, position, stream_id, version, event_type, error, attempts, "
-        "parked_at FROM {p}projection_dead_letters WHERE projection = ? ORDER BY position"
-    )
-    table = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
-    indexes = (
-        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL"
-    )
-
-    def __init__(self, prefix: str) -> None:
-        for attribute, template in vars(_Statements).items():
-            if not attribute.startswith("_") and isinstance(template, str):
-                setattr(self, attribute, template.format(p=prefix))
-
-
 class SQLiteProjectionTransaction:
     """A projection transaction on the store's connection, inside ``BEGIN IMMEDIATE``."""
 
-    def __init__(self, conn: sqlite3.Connection, sql: _Statements, name: str, prefix: str) -> None:
+    def __init__(self, conn: sqlite3.Connection, sql: Statements, name: str, prefix: str) -> None:
         self.connection = conn
         self._sql = sql
         self._name = name
@@ -97,17 +60,17 @@ class SQLiteProjectionTransaction:
 
     def checkpoint(self, projection: str) -> Checkpoint | None:
         """Return the projection's checkpoint, or None."""
-        rows = self._run(self._sql.get, (projection,))
+        rows = self._run(self._sql.get_checkpoint, (projection,))
         return Checkpoint(*rows[0]) if rows else None
 
     def save_checkpoint(self, projection: str, checkpoint: Checkpoint) -> None:
         """Set the projection's checkpoint."""
-        self._run(self._sql.put, (projection, checkpoint.position, checkpoint.version))
+        self._run(self._sql.put_checkpoint, (projection, checkpoint.position, checkpoint.version))
 
     def forget(self, projection: str) -> None:
         """Delete the projection's checkpoint and dead letters."""
-        self._run(self._sql.delete, (projection,))
-        self._run(self._sql.forget, (projection,))
+        self._run(self._sql.delete_checkpoint, (projection,))
+        self._run(self._sql.forget_dead_letters, (projection,))
 
     def park(self, letter: DeadLetter) -> None:
         """Store a dead letter, replacing one at the same position."""
@@ -120,8 +83,8 @@ class SQLiteProjectionTransaction:
     def move_projection(self, source: str, target: str) -> None:
         """Give *target* the checkpoint and dead letters of *source*."""
         self.forget(target)
-        self._run(self._sql.rename, (target, source))
-        self._run(self._sql.move, (target, source))
+        self._run(self._sql.rename_checkpoint, (target, source))
+        self._run(self._sql.move_dead_letters, (target, source))
 
     def drop_tables(self, names: Sequence[str]) -> None:
         """Drop the named tables that exist."""
@@ -135,9 +98,9 @@ class SQLiteProjectionTransaction:
             self._check_table(source)
             self._check_table(target)
             self._run(f"DROP TABLE IF EXISTS {_quote(target)}")
-            if not self._run(self._sql.table, (source,)):
+            if not self._run(self._sql.table_exists, (source,)):
                 continue  # the new version of the projection has no such table
-            for (index,) in self._run(self._sql.indexes, (source,)):
+            for (index,) in self._run(self._sql.table_indexes, (source,)):
                 self._run(f"DROP INDEX {_quote(index)}")
             self._run(f"ALTER TABLE {_quote(source)} RENAME TO {_quote(target)}")
 
@@ -152,93 +115,44 @@ class SQLiteProjectionTransaction:
             )
 
 
-class _FileLock:
-    def __init__(self, fd: int) -> None:
-        self._fd: int | None = fd
-
-    def release(self) -> None:
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            os.close(fd)  # closing the file gives the OS lock up
-
-
-def lock_file(path: str) -> ProjectionLock | None:
-    """
-    Take an exclusive OS lock on the file *path* without waiting; None if it is taken.
-
-    Raises:
-        StoreError: The lock file cannot be opened.
-    """
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise StoreError(f"cannot open the projection lock file {path!r}: {exc}") from exc
-    try:
-        if sys.platform == "win32":  # pragma: no cover (Windows only)
-            import msvcrt  # noqa: PLC0415 (exists on Windows only)
-
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        else:
-            import fcntl  # noqa: PLC0415 (exists on POSIX only)
-
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return None
-    return _FileLock(fd)
-
-
 class SQLiteProjectionStorage:
     """
-    The `ProjectionStore` half of `SQLiteEventStore`: a mixin over its connection.
+    The `ProjectionStore` half of `SQLiteEventStore`, which owns one and hands it calls.
 
     Exactly once: a handler writes through the connection of the transaction that
     moves its checkpoint.
     """
 
-    if TYPE_CHECKING:
-        _prefix: str
-        _name: str
-
-        def transaction(self) -> AbstractContextManager[sqlite3.Connection]: ...
-        def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[Any]: ...
-
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        self._append_listeners = AppendListeners()
+    def __init__(
+        self,
+        *,
+        name: str,
+        prefix: str,
+        sql: Statements,
+        transaction: Callable[[], AbstractContextManager[sqlite3.Connection]],
+        fetch: Callable[[str, tuple[Any, ...]], list[Any]],
+    ) -> None:
+        self._name = name
+        self._prefix = prefix
+        self._sql = sql
+        self._transaction = transaction
+        self._fetch = fetch
         self._thread_locks = ThreadBoundLocks()
-
-    @functools.cached_property
-    def _projection_sql(self) -> _Statements:
-        # Not in __init__: the store sets its prefix after the mixin's __init__ ran.
-        return _Statements(self._prefix)
-
-    def append_records(self, writes: Sequence[RecordWrite]) -> list[AppendResult]:
-        """Append already-encoded records; see `BaseEventStore.append_records`."""
-        # mypy cannot see that the store class puts BaseEventStore after this mixin.
-        results: list[AppendResult] = super().append_records(writes)  # type: ignore[misc]
-        self._append_listeners.notify()
-        return results
-
-    @property
-    def exactly_once(self) -> bool:
-        """True: handlers write through the transaction that moves the checkpoint."""
-        return True
 
     @contextlib.contextmanager
     def projection_transaction(self) -> Iterator[SQLiteProjectionTransaction]:
         """Open a write transaction (``BEGIN IMMEDIATE``) for a projection's batch."""
-        with self.transaction() as conn:
-            yield SQLiteProjectionTransaction(conn, self._projection_sql, self._name, self._prefix)
+        with self._transaction() as conn:
+            yield SQLiteProjectionTransaction(conn, self._sql, self._name, self._prefix)
 
     def projection_checkpoints(self) -> dict[str, Checkpoint]:
         """Return every committed checkpoint, by projection name."""
-        rows = self._fetch(self._projection_sql.all, ())
+        rows = self._fetch(self._sql.checkpoints, ())
         return {name: Checkpoint(position, version) for name, position, version in rows}
 
     def dead_letters(self, projection: str) -> list[DeadLetter]:
         """Return the projection's committed dead letters, in position order."""
-        rows = self._fetch(self._projection_sql.letters, (projection,))
+        rows = self._fetch(self._sql.dead_letters, (projection,))
         return [_dead_letter(row) for row in rows]
 
     def lock_projection(self, projection: str) -> ProjectionLock | None:
@@ -247,10 +161,6 @@ class SQLiteProjectionStorage:
             return self._thread_locks.acquire(projection)
         safe = projection if _SAFE_NAME.fullmatch(projection) else _digest(projection)
         return lock_file(f"{self._name}-{self._prefix}projection-{safe}.lock")
-
-    def on_append(self, callback: Callable[[], None]) -> Callable[[], None]:
-        """Call *callback* after each append through this store object."""
-        return self._append_listeners.add(callback)
 
 
 def _dead_letter(row: Sequence[Any]) -> DeadLetter:

@@ -1,9 +1,7 @@
 """
-Snapshots and stream listing in the SQLite file: the SQL, and rows to records and back.
+Snapshots in the SQLite file: rows of the snapshot table to records and back.
 
 The snapshot table (see `schema`) holds one row per stream, replaced by each save.
-Stream ids are listed from the events table's (stream_id, version) index by a skip scan:
-one index search per stream, so listing costs the number of streams, not of events.
 """
 
 from __future__ import annotations
@@ -12,51 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from eventkit._store import SnapshotRecord
-
-_COLUMNS = (
-    "stream_id, aggregate_type, version, event_id, snapshot_version, state, taken_at, build_seconds"
-)
-
-
-class SnapshotStatements:
-    """The SQL for snapshots and stream ids, spliced with the store's table names."""
-
-    save = (
-        "INSERT OR REPLACE INTO {snapshots} (stream_id, aggregate_type, version, event_id, "
-        "snapshot_version, state, taken_at, build_seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-    )
-    load = (
-        "SELECT stream_id, aggregate_type, version, event_id, snapshot_version, state, "
-        "taken_at, build_seconds FROM {snapshots} WHERE stream_id = ?"
-    )
-    # Each step asks the index for the next stream id, and the walk stops at the first id
-    # without the prefix: ids with a prefix are one run in the index's (binary) order,
-    # which is code point order, as the store contract asks. substr() compares the prefix
-    # literally, where LIKE would treat % and _ as wildcards.
-    stream_ids = """
-        WITH RECURSIVE ids(stream_id) AS (
-            SELECT (SELECT min(stream_id) FROM {events} WHERE stream_id >= ? AND stream_id > ?)
-            UNION ALL
-            SELECT (SELECT min(stream_id) FROM {events} WHERE stream_id > ids.stream_id)
-            FROM ids WHERE substr(ids.stream_id, 1, ?) = ?
-            LIMIT ?
-        )
-        SELECT stream_id FROM ids WHERE substr(stream_id, 1, ?) = ?
-    """
-
-    def __init__(self, prefix: str) -> None:
-        names = {"events": f"{prefix}events", "snapshots": f"{prefix}snapshots"}
-        for attribute, template in vars(SnapshotStatements).items():
-            if not attribute.startswith("_") and isinstance(template, str):
-                setattr(self, attribute, template.format_map(names))
-
-
-def stream_ids_params(prefix: str, after: str | None, limit: int) -> tuple[Any, ...]:
-    """Return the parameters of `SnapshotStatements.stream_ids`."""
-    # Stream ids are never empty, so "after the empty string" is "from the start".
-    length = len(prefix)
-    return (prefix, after or "", length, prefix, limit, length, prefix)
+from eventkit._records import SnapshotRecord
 
 
 def snapshot_row(record: SnapshotRecord) -> tuple[Any, ...]:

@@ -6,7 +6,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from eventkit._serialization import EventRecord
+from eventkit._backends._sql import SQLTemplates
+from eventkit._records import EventRecord
 
 MAX_INT = 2**63 - 1
 """SQLite's largest integer: bounds beyond it are clamped to it, meaning no bound."""
@@ -17,8 +18,8 @@ _SELECT = (
 )
 
 
-class Statements:
-    """The store's SQL, spliced once with its table names (from a checked prefix)."""
+class Statements(SQLTemplates):
+    """The store's SQL: events, snapshots, stream ids and projection storage."""
 
     head = "SELECT max(position) FROM {events}"
     version = "SELECT max(version) FROM {events} WHERE stream_id = ?"
@@ -40,12 +41,60 @@ class Statements:
     )
     read_all = _SELECT + " WHERE position > ? ORDER BY position LIMIT ?"
     read_all_of_types = _SELECT + " WHERE event_type IN ({marks}) AND position > ?"
+    # Each step asks the index for the next stream id, and the walk stops at the first id
+    # without the prefix: ids with a prefix are one run in the index's (binary) order,
+    # which is code point order, as the store contract asks. substr() compares the prefix
+    # literally, where LIKE would treat % and _ as wildcards.
+    stream_ids = """
+        WITH RECURSIVE ids(stream_id) AS (
+            SELECT (SELECT min(stream_id) FROM {events} WHERE stream_id >= ? AND stream_id > ?)
+            UNION ALL
+            SELECT (SELECT min(stream_id) FROM {events} WHERE stream_id > ids.stream_id)
+            FROM ids WHERE substr(ids.stream_id, 1, ?) = ?
+            LIMIT ?
+        )
+        SELECT stream_id FROM ids WHERE substr(stream_id, 1, ?) = ?
+    """
+
+    save_snapshot = (
+        "INSERT OR REPLACE INTO {snapshots} (stream_id, aggregate_type, version, event_id, "
+        "snapshot_version, state, taken_at, build_seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    load_snapshot = (
+        "SELECT stream_id, aggregate_type, version, event_id, snapshot_version, state, "
+        "taken_at, build_seconds FROM {snapshots} WHERE stream_id = ?"
+    )
+
+    get_checkpoint = "SELECT position, version FROM {checkpoints} WHERE name = ?"
+    put_checkpoint = (
+        "INSERT OR REPLACE INTO {checkpoints} (name, position, version) VALUES (?, ?, ?)"
+    )
+    delete_checkpoint = "DELETE FROM {checkpoints} WHERE name = ?"
+    rename_checkpoint = "UPDATE {checkpoints} SET name = ? WHERE name = ?"
+    checkpoints = "SELECT name, position, version FROM {checkpoints}"
+    park = (
+        "INSERT OR REPLACE INTO {dead_letters} (projection, position, stream_id, "
+        "version, event_type, error, attempts, parked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    unpark = "DELETE FROM {dead_letters} WHERE projection = ? AND position = ?"
+    forget_dead_letters = "DELETE FROM {dead_letters} WHERE projection = ?"
+    move_dead_letters = "UPDATE {dead_letters} SET projection = ? WHERE projection = ?"
+    dead_letters = (
+        "SELECT projection, position, stream_id, version, event_type, error, attempts, "
+        "parked_at FROM {dead_letters} WHERE projection = ? ORDER BY position"
+    )
+    table_exists = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+    table_indexes = (
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL"
+    )
 
     def __init__(self, prefix: str) -> None:
-        names = {"events": f"{prefix}events", "marks": "{marks}"}
-        for attribute, template in vars(Statements).items():
-            if not attribute.startswith("_") and isinstance(template, str):
-                setattr(self, attribute, template.format_map(names))
+        super().__init__(
+            events=f"{prefix}events",
+            snapshots=f"{prefix}snapshots",
+            checkpoints=f"{prefix}projection_checkpoints",
+            dead_letters=f"{prefix}projection_dead_letters",
+        )
 
     def read_all_of(self, count: int) -> str:
         """Return a read_all page query for *count* event types."""
@@ -57,6 +106,13 @@ class Statements:
     def find(self, count: int) -> str:
         """Return a query for where *count* event ids are stored."""
         return self.find_ids + "(" + ", ".join("?" * count) + ")"
+
+
+def stream_ids_params(prefix: str, after: str | None, limit: int) -> tuple[Any, ...]:
+    """Return the parameters of `Statements.stream_ids`."""
+    # Stream ids are never empty, so "after the empty string" is "from the start".
+    length = len(prefix)
+    return (prefix, after or "", length, prefix, limit, length, prefix)
 
 
 _new = object.__new__

@@ -56,32 +56,37 @@ from eventkit._backends.sqlite.connections import (
     rollback,
 )
 from eventkit._backends.sqlite.projections import SQLiteProjectionStorage
-from eventkit._backends.sqlite.snapshots import (
-    SnapshotStatements,
-    snapshot_record,
-    snapshot_row,
+from eventkit._backends.sqlite.snapshots import snapshot_record, snapshot_row
+from eventkit._backends.sqlite.sql import (
+    MAX_INT,
+    Statements,
+    records,
     stream_ids_params,
+    uuid_from_bytes,
 )
-from eventkit._backends.sqlite.sql import MAX_INT, Statements, records, uuid_from_bytes
-from eventkit._store import (
-    AppendResult,
-    BaseEventStore,
-    RecordWrite,
-    SnapshotRecord,
-    StoredEventRef,
-    check_expected_version,
-    resolve_existing,
-)
-from eventkit.exceptions import ConcurrencyError, StoreError
+from eventkit._records import StoredEventRef
+from eventkit._rules import AppendPlan, decide_append
+from eventkit._store import BaseEventStore
+from eventkit.exceptions import ConcurrencyError, SerializationError, StoreError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from contextlib import AbstractContextManager
     from uuid import UUID
 
     import cattrs
 
+    from eventkit._backends.sqlite.projections import SQLiteProjectionTransaction
     from eventkit._events import EventRegistry
-    from eventkit._serialization import EventRecord, NewRecord
+    from eventkit._projection_store import ProjectionLock
+    from eventkit._records import (
+        AppendResult,
+        Checkpoint,
+        DeadLetter,
+        EventRecord,
+        RecordWrite,
+        SnapshotRecord,
+    )
 
 # read_all fetches this many rows per query: big enough that a page's query costs little
 # per event, small enough that memory stays flat and a page's read transaction is short.
@@ -91,7 +96,7 @@ _PAGE_SIZE = 1000
 _ID_CHUNK = 500
 
 
-class SQLiteEventStore(SQLiteProjectionStorage, BaseEventStore):
+class SQLiteEventStore(BaseEventStore):
     """
     An event store in an SQLite file: durable, and safe for many threads and processes.
 
@@ -159,7 +164,6 @@ class SQLiteEventStore(SQLiteProjectionStorage, BaseEventStore):
         super().__init__(registry=registry, converter=converter)
         self._prefix = schema.check_prefix(table_prefix)
         self._sql = Statements(self._prefix)
-        self._snapshot_sql = SnapshotStatements(self._prefix)
         self._synchronous = check_synchronous(synchronous)
         timeout = check_timeout(busy_timeout)
         # Reentrant so that reads on the one connection of an in-memory store can run
@@ -173,12 +177,14 @@ class SQLiteEventStore(SQLiteProjectionStorage, BaseEventStore):
         if isinstance(path, sqlite3.Connection):
             self._name = connection_name(path)
             self._boundary = Boundary(self._name)
+            self._projections = self._projection_storage()
             self._owns_writer = False
             self._read_only = bool(read_only)
             self._open_single(path, timeout, tracer)
             return
         self._name = os.fspath(path)
         self._boundary = Boundary(self._name)
+        self._projections = self._projection_storage()
         if not self._name:
             # SQLite would make a private temporary database: an empty setting read from
             # the environment would silently lose every event.
@@ -192,6 +198,15 @@ class SQLiteEventStore(SQLiteProjectionStorage, BaseEventStore):
         else:
             self._read_only = file_is_read_only(self._name) if read_only is None else read_only
             self._open_file(timeout, tracer)
+
+    def _projection_storage(self) -> SQLiteProjectionStorage:
+        return SQLiteProjectionStorage(
+            name=self._name,
+            prefix=self._prefix,
+            sql=self._sql,
+            transaction=self.transaction,
+            fetch=self._fetch,
+        )
 
     def _open_single(
         self, conn: sqlite3.Connection, timeout: float, tracer: Callable[[str], object] | None
@@ -323,14 +338,13 @@ class SQLiteEventStore(SQLiteProjectionStorage, BaseEventStore):
             )
         if not writes:
             return []
-        boundary = Boundary(self._name)
-        with boundary, self._lock:
+        with self._boundary, self._lock:
             self._check_open()
             self._owner = threading.get_ident()
             try:
                 self._begin(conn)
                 try:
-                    results = self._store(conn, writes, boundary)
+                    results = self._store(conn, writes)
                     conn.execute("COMMIT")
                 except BaseException:
                     rollback(conn)
@@ -339,37 +353,64 @@ class SQLiteEventStore(SQLiteProjectionStorage, BaseEventStore):
                 self._owner = None
         return results
 
-    def _store(
-        self, conn: sqlite3.Connection, writes: list[RecordWrite], boundary: Boundary
-    ) -> list[AppendResult]:
+    def _store(self, conn: sqlite3.Connection, writes: list[RecordWrite]) -> list[AppendResult]:
         sql = self._sql
-        # Taken under the write lock, so that recorded_at never decreases along positions.
-        stamp = datetime.now(UTC).isoformat(timespec="microseconds")
         # One statement for the first stream's version and the head: most appends write
         # one stream, and every statement counts when a transaction is this small.
-        head, actual = conn.execute(sql.head_and_version, (writes[0].stream_id,)).fetchone()
+        head, version = conn.execute(sql.head_and_version, (writes[0].stream_id,)).fetchone()
         head = head or 0
-        results = []
-        for index, write in enumerate(writes):
-            stream_id, records = write.stream_id, write.records
-            if index:
-                actual = conn.execute(sql.version, (stream_id,)).fetchone()[0]
-            actual = actual or 0
-            try:
-                check_expected_version(stream_id, write.expected_version, actual)
-            except ConcurrencyError:
-                # Maybe a retry of an append that succeeded, after the stream moved on.
-                found = self._find(conn, records)
-                if not found:
-                    raise
-                results.append(resolve_existing(write, found, actual))
-                continue
-            count = len(records)
-            rows = [
+        versions = [version or 0]
+        versions.extend(
+            conn.execute(sql.version, (write.stream_id,)).fetchone()[0] or 0 for write in writes[1:]
+        )
+        try:
+            plan = decide_append(writes, versions)
+        except ConcurrencyError:
+            # Maybe a retry of an append that succeeded, after the stream moved on.
+            plan = decide_append(writes, versions, self._find(conn, writes))
+        # Taken under the write lock, so that recorded_at never decreases along positions.
+        stamp = datetime.now(UTC).isoformat(timespec="microseconds")
+        try:
+            self._insert(conn, plan, head, stamp)
+        except sqlite3.IntegrityError:
+            # An id is stored already: an idempotent retry, or a collision. Ids are not
+            # looked up before inserting, because appends of new ids (nearly all of
+            # them) would pay for it; instead the rows are undone here, and the append
+            # is decided again knowing where its ids are.
+            conn.execute(sql.undo, (head,))
+            found = self._find(conn, writes)
+            if not found:  # pragma: no cover (a defence: versions come from max(version))
+                raise
+            plan = decide_append(writes, versions, found)
+            self._insert(conn, plan, head, stamp)
+        return plan.results(range(head + 1, head + 1 + len(plan.rows)))
+
+    def _insert(self, conn: sqlite3.Connection, plan: AppendPlan, head: int, stamp: str) -> None:
+        try:
+            self._insert_rows(conn, plan, head, stamp)
+        except UnicodeEncodeError as exc:
+            # Off the hot path: find the event that holds text SQLite cannot store.
+            for stream_id, version, record in plan.rows:  # pragma: no branch
+                texts = (stream_id, record.event_type, record.data, record.metadata)
+                if not all(_encodable(text) for text in texts):
+                    raise SerializationError(
+                        f"text with a lone surrogate cannot be stored in SQLite: {exc}",
+                        stream_id=stream_id,
+                        version=version,
+                        event_type=record.event_type,
+                    ) from exc
+            raise  # pragma: no cover (one of the rows failed to encode)
+
+    def _insert_rows(
+        self, conn: sqlite3.Connection, plan: AppendPlan, head: int, stamp: str
+    ) -> None:
+        conn.executemany(
+            self._sql.insert,
+            [
                 (
-                    head + offset,
+                    position,
                     stream_id,
-                    actual + offset,
+                    version,
                     record.event_id.bytes,
                     record.event_type,
                     record.schema_version,
@@ -377,35 +418,15 @@ class SQLiteEventStore(SQLiteProjectionStorage, BaseEventStore):
                     record.metadata,
                     stamp,
                 )
-                for offset, record in enumerate(records, start=1)
-            ]
-            # Until the rows are in, a driver error is about this write (see Boundary).
-            boundary.write, boundary.actual = write, actual
-            try:
-                conn.executemany(sql.insert, rows)
-            except sqlite3.IntegrityError:
-                # An id is stored already: an idempotent retry, or a collision. Ids are
-                # not looked up before inserting, because appends of new ids (nearly all
-                # of them) would pay for it; instead this write's rows are undone here.
-                conn.execute(sql.undo, (head,))
-                found = self._find(conn, records)
-                if not found:  # pragma: no cover (a defence: versions come from max(version))
-                    raise  # (stream, version) was taken: the boundary says ConcurrencyError
-                boundary.write = None
-                results.append(resolve_existing(write, found, actual))
-                continue
-            boundary.write = None
-            results.append(
-                AppendResult(stream_id, actual + count, tuple(range(head + 1, head + count + 1)))
-            )
-            head += count
-        return results
+                for position, (stream_id, version, record) in enumerate(plan.rows, start=head + 1)
+            ],
+        )
 
     def _find(
-        self, conn: sqlite3.Connection, records: tuple[NewRecord, ...]
+        self, conn: sqlite3.Connection, writes: list[RecordWrite]
     ) -> dict[UUID, StoredEventRef]:
         found = {}
-        ids = [record.event_id.bytes for record in records]
+        ids = [record.event_id.bytes for write in writes for record in write.records]
         for start in range(0, len(ids), _ID_CHUNK):
             chunk = ids[start : start + _ID_CHUNK]
             for event_id, stream_id, version, position in conn.execute(
@@ -523,7 +544,7 @@ class SQLiteEventStore(SQLiteProjectionStorage, BaseEventStore):
 
     def _stream_ids(self, prefix: str, after: str | None, limit: int) -> list[str]:
         params = stream_ids_params(prefix, after, limit)
-        return [row[0] for row in self._fetch(self._snapshot_sql.stream_ids, params)]
+        return [row[0] for row in self._fetch(self._sql.stream_ids, params)]
 
     # -- snapshots --------------------------------------------------------------------------
 
@@ -533,11 +554,34 @@ class SQLiteEventStore(SQLiteProjectionStorage, BaseEventStore):
         # One statement in autocommit mode is its own atomic, durable transaction.
         with self._boundary, self._lock:
             self._check_open()
-            retry_busy(lambda: conn.execute(self._snapshot_sql.save, row))
+            retry_busy(lambda: conn.execute(self._sql.save_snapshot, row))
 
     def _load_snapshot(self, stream_id: str) -> SnapshotRecord | None:
-        rows = self._fetch(self._snapshot_sql.load, (stream_id,))
+        rows = self._fetch(self._sql.load_snapshot, (stream_id,))
         return snapshot_record(rows[0]) if rows else None
+
+    # -- projection storage (see SQLiteProjectionStorage) -----------------------------------
+
+    @property
+    def exactly_once(self) -> bool:
+        """True: handlers write through the transaction that moves the checkpoint."""
+        return True
+
+    def projection_transaction(self) -> AbstractContextManager[SQLiteProjectionTransaction]:
+        """Open a write transaction (``BEGIN IMMEDIATE``) for a projection's batch."""
+        return self._projections.projection_transaction()
+
+    def projection_checkpoints(self) -> dict[str, Checkpoint]:
+        """Return every committed checkpoint, by projection name."""
+        return self._projections.projection_checkpoints()
+
+    def dead_letters(self, projection: str) -> list[DeadLetter]:
+        """Return the projection's committed dead letters, in position order."""
+        return self._projections.dead_letters(projection)
+
+    def lock_projection(self, projection: str) -> ProjectionLock | None:
+        """Take the projection's lock: a file lock beside the database, or a thread's."""
+        return self._projections.lock_projection(projection)
 
     def close(self) -> None:
         """
@@ -560,3 +604,11 @@ class SQLiteEventStore(SQLiteProjectionStorage, BaseEventStore):
             self._readers.close()
             if self._writer is not None and self._owns_writer:
                 self._writer.close()
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

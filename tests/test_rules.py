@@ -1,4 +1,4 @@
-"""The rules every backend shares: expected versions, idempotent retries, valid snapshots."""
+"""The rules every backend shares: expected versions, the append decision, valid snapshots."""
 
 import uuid
 from datetime import UTC, datetime
@@ -13,12 +13,15 @@ from eventkit import (
     ConcurrencyError,
     DuplicateEventIdError,
     InMemoryEventStore,
+    StreamAppend,
+)
+from eventkit.backends import (
     NewRecord,
     RecordWrite,
     SnapshotRecord,
     StoredEventRef,
-    StreamAppend,
     check_expected_version,
+    decide_append,
     resolve_existing,
 )
 from tests.bank import MoneyDeposited
@@ -98,6 +101,63 @@ class TestResolveExisting:
         with pytest.raises(ConcurrencyError) as info:
             resolve_existing(write, found, 7)
         assert (info.value.expected_version, info.value.actual_version) == (NO_STREAM, 7)
+
+
+class TestDecideAppend:
+    def test_new_events_go_at_the_next_versions(self):
+        """Each write's events are planned at its stream's next versions, stream by stream."""
+        a, b = RecordWrite("a", records(2), 3), RecordWrite("b", records(1), NO_STREAM)
+        plan = decide_append([a, b], [3, 0])
+        assert [(row.stream_id, row.version, row.record) for row in plan.rows] == [
+            ("a", 4, a.records[0]),
+            ("a", 5, a.records[1]),
+            ("b", 1, b.records[0]),
+        ]
+
+    def test_results_take_the_positions_the_backend_gave(self):
+        """Results report each write's new version and its rows' positions, in order."""
+        plan = decide_append(
+            [RecordWrite("a", records(2), ANY), RecordWrite("b", records(1), ANY)], [0, 7]
+        )
+        assert plan.results([101, 103, 107]) == [
+            AppendResult("a", 2, (101, 103)),
+            AppendResult("b", 8, (107,)),
+        ]
+
+    def test_results_need_one_position_per_row(self):
+        """Positions that do not match the rows are refused, not silently misassigned."""
+        plan = decide_append([RecordWrite("a", records(2), ANY)], [0])
+        with pytest.raises(ValueError, match="expected 2 positions, got 1"):
+            plan.results([1])
+
+    def test_a_retry_stores_nothing_and_reports_the_first_result(self):
+        """A write whose ids are stored as one run is a retry: no rows, the stored result."""
+        retry, new = RecordWrite("a", records(1), 0), RecordWrite("b", records(1), ANY)
+        found = {retry.records[0].event_id: StoredEventRef("a", 1, 40)}
+        plan = decide_append([retry, new], [6, 2], found)
+        assert [row.stream_id for row in plan.rows] == ["b"]
+        assert plan.results([50]) == [AppendResult("a", 1, (40,)), AppendResult("b", 3, (50,))]
+
+    def test_one_conflict_fails_the_whole_append(self):
+        """A later write's conflict raises: nothing is planned for the earlier ones."""
+        writes = [RecordWrite("a", records(1), ANY), RecordWrite("b", records(1), 2)]
+        with pytest.raises(ConcurrencyError) as info:
+            decide_append(writes, [0, 5])
+        assert (info.value.stream_id, info.value.actual_version) == ("b", 5)
+
+    def test_ids_found_elsewhere_are_a_collision(self):
+        """An id stored in another stream is a DuplicateEventIdError, whatever the version."""
+        write = RecordWrite("a", records(1), ANY)
+        found = {write.records[0].event_id: StoredEventRef("z", 1, 1)}
+        with pytest.raises(DuplicateEventIdError):
+            decide_append([write], [0], found)
+
+    def test_an_empty_write_still_checks_its_expected_version(self):
+        """No events: no rows, the current version reported, the expectation enforced."""
+        plan = decide_append([RecordWrite("a", (), 4)], [4])
+        assert (plan.rows, plan.results([])) == ([], [AppendResult("a", 4, ())])
+        with pytest.raises(ConcurrencyError):
+            decide_append([RecordWrite("a", (), NO_STREAM)], [4])
 
 
 class TestStreamAppend:
