@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv test test-thorough lint format docs demo bench package-check clean
+.PHONY: help venv test test-thorough lint format generate docs demo bench package-check clean
 
 help:
 	@echo "make demo           run the bank account example"
@@ -14,6 +14,7 @@ help:
 	@echo "make test-thorough  the same with many more hypothesis examples"
 	@echo "make lint           ruff check, ruff format --check, mypy --strict"
 	@echo "make format         apply ruff's fixes and formatting"
+	@echo "make generate       write the sync twins of the async sources (tools/unasync.py)"
 	@echo "make docs           build the docs (warnings are errors) and run their doctests"
 	@echo "make bench          run the benchmarks (BENCH_ARGS='--quick', '--list', names...)"
 	@echo "make package-check  build sdist and wheel, install the wheel in a clean venv, try it"
@@ -40,6 +41,7 @@ test-thorough: $(STAMP)
 	HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
+	$(BIN)/python tools/unasync.py --check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict src
@@ -47,6 +49,9 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+generate: $(STAMP)
+	$(BIN)/python tools/unasync.py
 
 docs: $(STAMP)
 	$(BIN)/sphinx-build -E -n -T -W --keep-going -q -b html docs docs/_build/html

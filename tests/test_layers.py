@@ -8,6 +8,8 @@ SRC = pathlib.Path(__file__).parent.parent / "src" / "eventkit"
 # Layer of each module: a module may import only modules of a lower number.
 LAYERS = {
     "exceptions": 0,
+    "_acompat": 0,  # the asyncio primitives of the async sources
+    "_compat": 0,  # their threading twins, used by the generated sync code
     "_exports": 0,  # how the public modules present their names
     "_envelope": 1,  # what users append and read back
     "_events": 1,  # the registry: event classes and upcaster steps, as plain data
@@ -68,13 +70,15 @@ def imported_eventkit_modules(path: pathlib.Path, *, typing_only: bool = True) -
     for name in import_names(path, typing_only=typing_only):
         parts = name.split(".")
         if parts[0] == "eventkit":
-            found.add(parts[1] if len(parts) > 1 else "__init__")
+            found.add(parts[1].removesuffix("_async") if len(parts) > 1 else "__init__")
     return found
 
 
 def layer_of(path: pathlib.Path) -> str:
     relative = path.relative_to(SRC)
-    return relative.parts[0] if len(relative.parts) > 1 else path.stem
+    name = relative.parts[0] if len(relative.parts) > 1 else path.stem
+    # An async source and its generated sync twin share a layer.
+    return name.removesuffix("_async")
 
 
 def test_every_module_has_a_layer():

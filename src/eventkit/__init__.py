@@ -26,6 +26,7 @@ from eventkit._envelope import (
     ExpectedVersion,
     NewEvent,
     RecordedEvent,
+    StreamAppend,
     StreamState,
 )
 from eventkit._events import (
@@ -62,7 +63,7 @@ from eventkit._records import AppendResult, DeadLetter
 from eventkit._repository import Repository
 from eventkit._serialization import make_converter
 from eventkit._snapshots import SnapshotPolicy, SnapshotProgress
-from eventkit._store import EventStore, StreamAppend
+from eventkit._store import EventStore
 from eventkit._upcasting import check_upcasters
 from eventkit.exceptions import (
     ConcurrencyError,

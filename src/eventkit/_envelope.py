@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar, cast
 
@@ -110,3 +110,30 @@ class RecordedEvent(Generic[E]):
     metadata: Mapping[str, str]
     event_type: str
     event: E
+
+
+def _event_tuple(events: object) -> tuple[Any, ...]:
+    if isinstance(events, NewEvent) or attrs.has(type(events)) or not isinstance(events, Iterable):
+        raise TypeError(
+            f"events must be a list of events, got a single {type(events).__qualname__}; "
+            "wrap it in a list"
+        )
+    return tuple(events)
+
+
+@attrs.frozen
+class StreamAppend:
+    """
+    One stream's part of an atomic multi-stream `EventStore.append_many`.
+
+    Args:
+        stream_id: The stream to append to.
+        events: Bare events or `NewEvent` wrappers.
+        expected_version: As for `EventStore.append`.
+
+    .. versionadded:: 0.1.0
+    """
+
+    stream_id: str
+    events: Sequence[Any] = attrs.field(converter=_event_tuple)
+    expected_version: ExpectedVersion = ANY

@@ -13,9 +13,8 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from eventkit._envelope import ANY, NO_STREAM, STREAM_EXISTS, NewEvent
+from eventkit._envelope import ANY, NO_STREAM, STREAM_EXISTS, NewEvent, StreamAppend
 from eventkit._records import AppendResult
-from eventkit._store import EventStore, StreamAppend
 from eventkit.exceptions import (
     ConcurrencyError,
     DuplicateEventIdError,
@@ -38,6 +37,8 @@ from eventkit.testing._machine import EventStoreMachine
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from eventkit._store import EventStore
 
 
 class EventStoreContract:

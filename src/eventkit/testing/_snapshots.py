@@ -6,14 +6,17 @@ import json
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from eventkit._envelope import StreamAppend
 from eventkit._records import SnapshotRecord
-from eventkit._store import EventStore, StreamAppend
 from eventkit.testing._contract import EventStoreContract
 from eventkit.testing._events import _deposits
+
+if TYPE_CHECKING:
+    from eventkit._store import EventStore
 
 
 def _snapshot(stream_id: str = "s", version: int = 3, **changes: Any) -> SnapshotRecord:
