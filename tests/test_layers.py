@@ -18,6 +18,7 @@ LAYERS = {
     "_upcasting": 3,  # chains of upcasters, built on the registry
     "_rules": 3,  # the append decision and argument checks, pure
     "_serialization": 4,  # the codec: the only module that imports cattrs
+    "_storage": 3,  # the projection transaction, append listeners, file locks
     "_projection_store": 4,  # the storage contract of projections
     "_store": 5,  # the event store contract and the shared half of backends
     "_aggregate": 5,
@@ -40,6 +41,8 @@ BACKEND_MAY_IMPORT = {
     "_rules",
     "_store",
     "_projection_store",
+    "_storage",
+    "_acompat",  # the primitives their async forms are written with
     "exceptions",
     "_backends",
 }
@@ -70,7 +73,9 @@ def imported_eventkit_modules(path: pathlib.Path, *, typing_only: bool = True) -
     for name in import_names(path, typing_only=typing_only):
         parts = name.split(".")
         if parts[0] == "eventkit":
-            found.add(parts[1].removesuffix("_async") if len(parts) > 1 else "__init__")
+            module = parts[1].removesuffix("_async") if len(parts) > 1 else "__init__"
+            # A generated twin uses _compat where its source uses _acompat.
+            found.add("_acompat" if module == "_compat" else module)
     return found
 
 

@@ -490,8 +490,9 @@ class TestBackground:
         ledger = Ledger()
         with ProjectionRunner(store, ledger, poll_interval=0.01) as runner:
             runner.wait_for(2, timeout=WAIT)
-            with store.projection_transaction() as tx:
-                tx.save_checkpoint("ledger", Checkpoint(0, 1))
+            store.run_projection_transaction(
+                lambda tx: tx.save_checkpoint("ledger", Checkpoint(0, 1))
+            )
             runner.wait_for(deposit(store, "a", 4), timeout=WAIT)
         assert ledger.calls == [1, 2, 1, 2, 3]
 

@@ -18,6 +18,7 @@ from typing import Any
 from eventkit import exceptions
 from eventkit._aggregate import Aggregate
 from eventkit._backends.memory import InMemoryEventStore
+from eventkit._backends.memory_async import AsyncInMemoryEventStore
 from eventkit._backends.sqlite import SQLiteEventStore
 from eventkit._envelope import (
     ANY,
@@ -50,6 +51,7 @@ from eventkit._migration import (
     verify,
 )
 from eventkit._projections import (
+    AsyncProjectionRunner,
     ErrorPolicy,
     ParkOnError,
     Projection,
@@ -64,6 +66,7 @@ from eventkit._repository import Repository
 from eventkit._serialization import make_converter
 from eventkit._snapshots import SnapshotPolicy, SnapshotProgress
 from eventkit._store import EventStore
+from eventkit._store_async import AsyncEventStore
 from eventkit._upcasting import check_upcasters
 from eventkit.exceptions import (
     ConcurrencyError,
@@ -85,6 +88,9 @@ __all__ = [
     "STREAM_EXISTS",
     "Aggregate",
     "AppendResult",
+    "AsyncEventStore",
+    "AsyncInMemoryEventStore",
+    "AsyncProjectionRunner",
     "ConcurrencyError",
     "ContextUpcaster",
     "DeadLetter",

@@ -49,7 +49,7 @@ async def yield_to_loop() -> None:
     await asyncio.sleep(0)
 
 
-async def await_event(event: asyncio.Event, timeout: float | None) -> bool:  # noqa: ASYNC109 (mirrors the sync twin)
+async def await_event(event: asyncio.Event, timeout: float | None) -> bool:
     """Wait until *event* is set or *timeout* seconds pass; return whether it is set."""
     if event.is_set():
         return True
@@ -63,7 +63,7 @@ async def await_event(event: asyncio.Event, timeout: float | None) -> bool:  # n
 async def await_condition(
     condition: asyncio.Condition,
     predicate: Callable[[], bool],
-    timeout: float | None,  # noqa: ASYNC109 (mirrors the sync twin)
+    timeout: float | None,
 ) -> bool:
     """Wait on *condition* until *predicate* holds or *timeout* passes; return it."""
     async with condition:
@@ -78,7 +78,7 @@ def aspawn(function: Callable[[], Coroutine[Any, Any, None]], name: str) -> asyn
     return asyncio.get_running_loop().create_task(function(), name=name)
 
 
-async def ajoin(task: asyncio.Task[None], timeout: float | None) -> bool:  # noqa: ASYNC109 (mirrors the sync twin)
+async def ajoin(task: asyncio.Task[None], timeout: float | None) -> bool:
     """Wait for *task* to end, at most *timeout* seconds; return whether it ended."""
     done, _ = await asyncio.wait({task}, timeout=timeout)
     return bool(done)

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any, Protocol, Self
 from eventkit._acompat import amap, is_async, yield_to_loop
 from eventkit._envelope import ANY, ExpectedVersion, StreamAppend
 from eventkit._events import EventRegistry, default_registry
-from eventkit._projection_store import AppendListeners
 from eventkit._records import AppendResult, EventRecord, RecordWrite, SnapshotRecord
 from eventkit._rules import check_count, check_snapshot_record, check_stream_id, check_writes
 from eventkit._serialization import Codec
+from eventkit._storage import AppendListeners
 from eventkit._upcasting import check_upcasters
 
 if TYPE_CHECKING:

@@ -18,12 +18,11 @@ from __future__ import annotations
 
 from eventkit._events import UpcastStep
 from eventkit._exports import claim as _claim
-from eventkit._projection_store import (
-    ProjectionLock,
-    ProjectionStore,
-    ProjectionTransaction,
-    ThreadBoundLocks,
-    lock_file,
+from eventkit._projection_store import ProjectionLock, ProjectionStore, ThreadBoundLocks
+from eventkit._projection_store_async import (
+    AsyncProjectionLock,
+    AsyncProjectionStore,
+    TaskBoundLocks,
 )
 from eventkit._records import (
     Checkpoint,
@@ -43,15 +42,21 @@ from eventkit._rules import (
     resolve_existing,
 )
 from eventkit._serialization import Codec
+from eventkit._storage import FileLock, ProjectionTransaction, TransactionAborted, lock_file
 from eventkit._store import BaseEventStore
+from eventkit._store_async import AsyncBaseEventStore
 from eventkit._upcasting import UpcastChain, UpcastChains
 
 __all__ = [
     "AppendPlan",
+    "AsyncBaseEventStore",
+    "AsyncProjectionLock",
+    "AsyncProjectionStore",
     "BaseEventStore",
     "Checkpoint",
     "Codec",
     "EventRecord",
+    "FileLock",
     "NewRecord",
     "PlannedRow",
     "ProjectionLock",
@@ -60,7 +65,9 @@ __all__ = [
     "RecordWrite",
     "SnapshotRecord",
     "StoredEventRef",
+    "TaskBoundLocks",
     "ThreadBoundLocks",
+    "TransactionAborted",
     "UpcastChain",
     "UpcastChains",
     "UpcastStep",

@@ -29,13 +29,9 @@ class TestInMemoryEventStore(EventStoreContract, ProjectionStoreContract, Snapsh
 
     def test_handlers_get_no_connection(self, store):
         """Handlers of projections over the in-memory store receive None as their tx."""
-        with store.projection_transaction() as tx:
-            assert tx.connection is None
+        assert store.run_projection_transaction(lambda tx: tx.connection) is None
 
     def test_declared_tables_are_refused(self, store):
         """The in-memory store keeps no tables, and says so when asked to drop some."""
-        with (
-            pytest.raises(ValueError, match="keeps no read-model tables"),
-            store.projection_transaction() as tx,
-        ):
-            tx.drop_tables(["balances"])
+        with pytest.raises(ValueError, match="keeps no read-model tables"):
+            store.run_projection_transaction(lambda tx: tx.drop_tables(["balances"]))

@@ -316,11 +316,8 @@ class TestSQLiteProjectionStorage:
     def test_the_stores_own_tables_cannot_be_dropped(self, store):
         """A projection naming the event table as its own is refused; nothing is lost."""
         deposit(store, "a", 1)
-        with (
-            pytest.raises(ValueError, match="one of the store's own tables"),
-            store.projection_transaction() as tx,
-        ):
-            tx.drop_tables(["eventkit_events"])
+        with pytest.raises(ValueError, match="one of the store's own tables"):
+            store.run_projection_transaction(lambda tx: tx.drop_tables(["eventkit_events"]))
         assert store.head_position() == 1
 
     def test_lock_files_sit_beside_the_database(self, store, path):
@@ -348,6 +345,8 @@ class TestSQLiteProjectionStorage:
 
     def test_handlers_get_the_transactions_connection(self, store):
         """The handler's tx is the store's sqlite3 connection inside the transaction."""
-        with store.projection_transaction() as tx:
-            assert isinstance(tx.connection, sqlite3.Connection)
-            assert tx.connection.in_transaction
+        conn = store.run_projection_transaction(
+            lambda tx: (tx.connection.in_transaction, tx.connection)
+        )
+        assert conn[0] is True
+        assert isinstance(conn[1], sqlite3.Connection)

@@ -3,9 +3,11 @@
 from eventkit._projections._policies import ErrorPolicy, ParkOnError, RetryOnError, StopOnError
 from eventkit._projections._projection import Projection
 from eventkit._projections._runner import ProjectionRunner
+from eventkit._projections._runner_async import AsyncProjectionRunner
 from eventkit._projections._status import ProjectionState, ProjectionStatus
 
 __all__ = [
+    "AsyncProjectionRunner",
     "ErrorPolicy",
     "ParkOnError",
     "Projection",

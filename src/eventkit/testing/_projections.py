@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from eventkit._envelope import RecordedEvent
+    from eventkit._storage import ProjectionTransaction
     from eventkit._store import EventStore
 
 # Bounded waits for the tests with threads: generous, because CI machines are shared.
@@ -91,23 +92,30 @@ class ProjectionStoreContract:
     def test_committed_checkpoint_is_kept(self, store: EventStore) -> None:
         """A checkpoint saved in a transaction that commits is read back, with its version."""
         storage = self.storage(store)
-        with storage.projection_transaction() as tx:
+
+        def body_1(tx: ProjectionTransaction) -> None:
             tx.save_checkpoint("p", Checkpoint(7, 2))
-        with storage.projection_transaction() as tx:
-            inside = tx.checkpoint("p")
+
+        storage.run_projection_transaction(body_1)
+        inside = storage.run_projection_transaction(lambda tx: tx.checkpoint("p"))
         assert (storage.projection_checkpoints(), inside) == ({"p": Checkpoint(7, 2)}, (7, 2))
 
     def test_failed_transaction_keeps_nothing(self, store: EventStore) -> None:
         """An exception in the block rolls back checkpoints and dead letters alike."""
         storage = self.storage(store)
-        with storage.projection_transaction() as tx:
+
+        def body_3(tx: ProjectionTransaction) -> None:
             tx.save_checkpoint("p", Checkpoint(1, 1))
 
+        storage.run_projection_transaction(body_3)
+
         def fail() -> None:
-            with storage.projection_transaction() as tx:
+            def body_4(tx: ProjectionTransaction) -> None:
                 tx.save_checkpoint("p", Checkpoint(5, 1))
                 tx.park(_letter(3))
                 raise KeyError(3)
+
+            storage.run_projection_transaction(body_4)
 
         with pytest.raises(KeyError):
             fail()
@@ -119,20 +127,29 @@ class ProjectionStoreContract:
     def test_a_transaction_sees_its_own_writes(self, store: EventStore) -> None:
         """Inside a transaction, a saved checkpoint reads back before the commit."""
         storage = self.storage(store)
-        with storage.projection_transaction() as tx:
+
+        def body_5(tx: ProjectionTransaction) -> None:
             tx.save_checkpoint("p", Checkpoint(3, 1))
             assert tx.checkpoint("p") == Checkpoint(3, 1)
             assert tx.checkpoint("other") is None
 
+        storage.run_projection_transaction(body_5)
+
     def test_forget_deletes_checkpoint_and_dead_letters(self, store: EventStore) -> None:
         """Forgetting removes one projection's checkpoint and dead letters, no other's."""
         storage = self.storage(store)
-        with storage.projection_transaction() as tx:
+
+        def body_6(tx: ProjectionTransaction) -> None:
             for name in ("p", "q"):
                 tx.save_checkpoint(name, Checkpoint(4, 1))
                 tx.park(_letter(2, name))
-        with storage.projection_transaction() as tx:
+
+        storage.run_projection_transaction(body_6)
+
+        def body_7(tx: ProjectionTransaction) -> None:
             tx.forget("p")
+
+        storage.run_projection_transaction(body_7)
         assert (storage.projection_checkpoints(), storage.dead_letters("p")) == (
             {"q": Checkpoint(4, 1)},
             [],
@@ -144,42 +161,63 @@ class ProjectionStoreContract:
     def test_dead_letters_round_trip_in_position_order(self, store: EventStore) -> None:
         """Parked events come back field for field, ordered by position."""
         storage = self.storage(store)
-        with storage.projection_transaction() as tx:
+
+        def body_8(tx: ProjectionTransaction) -> None:
             for position in (9, 2, 5):
                 tx.park(_letter(position))
+
+        storage.run_projection_transaction(body_8)
         assert storage.dead_letters("p") == [_letter(2), _letter(5), _letter(9)]
 
     def test_parking_a_position_again_replaces_its_letter(self, store: EventStore) -> None:
         """A second letter for the same projection and position replaces the first."""
         storage = self.storage(store)
-        with storage.projection_transaction() as tx:
+
+        def body_9(tx: ProjectionTransaction) -> None:
             tx.park(_letter(2))
+
+        storage.run_projection_transaction(body_9)
         again = _letter(2, error="KeyError: 'x'")._replace(attempts=2)
-        with storage.projection_transaction() as tx:
+
+        def body_10(tx: ProjectionTransaction) -> None:
             tx.park(again)
+
+        storage.run_projection_transaction(body_10)
         assert storage.dead_letters("p") == [again]
 
     def test_unpark_deletes_one_letter(self, store: EventStore) -> None:
         """Unparking removes the letter at one position; a missing one is harmless."""
         storage = self.storage(store)
-        with storage.projection_transaction() as tx:
+
+        def body_11(tx: ProjectionTransaction) -> None:
             tx.park(_letter(2))
             tx.park(_letter(3))
-        with storage.projection_transaction() as tx:
+
+        storage.run_projection_transaction(body_11)
+
+        def body_12(tx: ProjectionTransaction) -> None:
             tx.unpark("p", 2)
             tx.unpark("p", 99)
+
+        storage.run_projection_transaction(body_12)
         assert storage.dead_letters("p") == [_letter(3)]
 
     def test_move_projection_replaces_the_target(self, store: EventStore) -> None:
         """The target takes the source's checkpoint and letters; the source is gone."""
         storage = self.storage(store)
-        with storage.projection_transaction() as tx:
+
+        def body_13(tx: ProjectionTransaction) -> None:
             tx.save_checkpoint("live", Checkpoint(10, 1))
             tx.park(_letter(4, "live"))
             tx.save_checkpoint("new", Checkpoint(12, 2))
             tx.park(_letter(6, "new"))
-        with storage.projection_transaction() as tx:
+
+        storage.run_projection_transaction(body_13)
+
+        def body_14(tx: ProjectionTransaction) -> None:
             tx.move_projection("new", "live")
+
+        storage.run_projection_transaction(body_14)
         assert (storage.projection_checkpoints(), storage.dead_letters("live")) == (
             {"live": Checkpoint(12, 2)},
             [_letter(6, "live")],
@@ -189,10 +227,13 @@ class ProjectionStoreContract:
     def test_dropping_or_replacing_no_tables_is_harmless(self, store: EventStore) -> None:
         """drop_tables and replace_tables with nothing to do change nothing."""
         storage = self.storage(store)
-        with storage.projection_transaction() as tx:
+
+        def body_15(tx: ProjectionTransaction) -> None:
             tx.save_checkpoint("p", Checkpoint(1, 1))
             tx.drop_tables([])
             tx.replace_tables([])
+
+        storage.run_projection_transaction(body_15)
         assert storage.projection_checkpoints() == {"p": Checkpoint(1, 1)}
 
     def test_exactly_once_is_a_bool(self, store: EventStore) -> None:
@@ -208,16 +249,22 @@ class ProjectionStoreContract:
 
         def second() -> None:
             inside.wait(_WAIT)
-            with storage.projection_transaction() as tx:
+
+            def body_16(tx: ProjectionTransaction) -> None:
                 seen.append(tx.checkpoint("p"))
+
+            storage.run_projection_transaction(body_16)
 
         thread = threading.Thread(target=second)
         thread.start()
-        with storage.projection_transaction() as tx:
+
+        def body_17(tx: ProjectionTransaction) -> None:
             inside.set()
             # The other thread is now blocked on its transaction; give it a moment to try.
             thread.join(0.2)
             tx.save_checkpoint("p", Checkpoint(1, 1))
+
+        storage.run_projection_transaction(body_17)
         thread.join(_WAIT)
         assert seen == [Checkpoint(1, 1)]
 

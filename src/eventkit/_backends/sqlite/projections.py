@@ -13,23 +13,26 @@ in-memory database lives in one process; its locks are held by threads instead.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import re
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from eventkit._backends.sqlite import schema
 from eventkit._backends.sqlite.connections import Boundary
-from eventkit._projection_store import ProjectionLock, ThreadBoundLocks, lock_file
+from eventkit._projection_store import ProjectionLock, ThreadBoundLocks
 from eventkit._records import Checkpoint, DeadLetter
+from eventkit._storage import TransactionAborted, lock_file
 
 if TYPE_CHECKING:
     import sqlite3
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Callable, Sequence
     from contextlib import AbstractContextManager
 
     from eventkit._backends.sqlite.sql import Statements
+    from eventkit._storage import ProjectionTransaction
+
+T = TypeVar("T")
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 # The store's own tables: those its migrations create, and the schema's bookkeeping.
@@ -139,11 +142,15 @@ class SQLiteProjectionStorage:
         self._fetch = fetch
         self._thread_locks = ThreadBoundLocks()
 
-    @contextlib.contextmanager
-    def projection_transaction(self) -> Iterator[SQLiteProjectionTransaction]:
-        """Open a write transaction (``BEGIN IMMEDIATE``) for a projection's batch."""
+    def run_projection_transaction(
+        self, body: Callable[[ProjectionTransaction], T], abort: Callable[[], bool] | None = None
+    ) -> T:
+        """Call *body* in a write transaction (``BEGIN IMMEDIATE``); see `SQLiteEventStore`."""
         with self._transaction() as conn:
-            yield SQLiteProjectionTransaction(conn, self._sql, self._name, self._prefix)
+            result = body(SQLiteProjectionTransaction(conn, self._sql, self._name, self._prefix))
+            if abort is not None and abort():
+                raise TransactionAborted
+            return result
 
     def projection_checkpoints(self) -> dict[str, Checkpoint]:
         """Return every committed checkpoint, by projection name."""

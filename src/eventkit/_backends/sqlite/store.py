@@ -36,7 +36,7 @@ import pathlib
 import sqlite3
 import threading
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from eventkit._backends.sqlite import schema
 from eventkit._backends.sqlite.connections import (
@@ -66,17 +66,16 @@ from eventkit._backends.sqlite.sql import (
 )
 from eventkit._records import StoredEventRef
 from eventkit._rules import AppendPlan, decide_append
+from eventkit._storage import TransactionAborted
 from eventkit._store import BaseEventStore
 from eventkit.exceptions import ConcurrencyError, SerializationError, StoreError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from contextlib import AbstractContextManager
     from uuid import UUID
 
     import cattrs
 
-    from eventkit._backends.sqlite.projections import SQLiteProjectionTransaction
     from eventkit._events import EventRegistry
     from eventkit._projection_store import ProjectionLock
     from eventkit._records import (
@@ -87,6 +86,9 @@ if TYPE_CHECKING:
         RecordWrite,
         SnapshotRecord,
     )
+    from eventkit._storage import ProjectionTransaction
+
+T = TypeVar("T")
 
 # read_all fetches this many rows per query: big enough that a page's query costs little
 # per event, small enough that memory stays flat and a page's read transaction is short.
@@ -329,7 +331,9 @@ class SQLiteEventStore(BaseEventStore):
             )
         retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
 
-    def _append(self, writes: list[RecordWrite]) -> list[AppendResult]:
+    def _append(
+        self, writes: list[RecordWrite], abort: Callable[[], bool] | None = None
+    ) -> list[AppendResult]:
         conn = self._writer
         if conn is None or self._closed or self._owner == threading.get_ident():
             # Formatted only to refuse: appends are the hot path.
@@ -345,6 +349,7 @@ class SQLiteEventStore(BaseEventStore):
                 self._begin(conn)
                 try:
                     results = self._store(conn, writes)
+                    _unless_aborted(abort)
                     conn.execute("COMMIT")
                 except BaseException:
                     rollback(conn)
@@ -567,9 +572,16 @@ class SQLiteEventStore(BaseEventStore):
         """True: handlers write through the transaction that moves the checkpoint."""
         return True
 
-    def projection_transaction(self) -> AbstractContextManager[SQLiteProjectionTransaction]:
-        """Open a write transaction (``BEGIN IMMEDIATE``) for a projection's batch."""
-        return self._projections.projection_transaction()
+    def run_projection_transaction(
+        self, body: Callable[[ProjectionTransaction], T], abort: Callable[[], bool] | None = None
+    ) -> T:
+        """
+        Call *body* inside `transaction` for a projection's batch, and return its result.
+
+        *abort*, when given, is asked after *body* returned: if it says so, the
+        transaction rolls back with `TransactionAborted` instead of committing.
+        """
+        return self._projections.run_projection_transaction(body, abort)
 
     def projection_checkpoints(self) -> dict[str, Checkpoint]:
         """Return every committed checkpoint, by projection name."""
@@ -612,3 +624,9 @@ def _encodable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _unless_aborted(abort: Callable[[], bool] | None) -> None:
+    # Asked just before COMMIT: a cancelled caller's append leaves nothing behind.
+    if abort is not None and abort():
+        raise TransactionAborted
