@@ -19,7 +19,7 @@ from eventkit import exceptions
 from eventkit._aggregate import Aggregate
 from eventkit._backends.memory import InMemoryEventStore
 from eventkit._backends.memory_async import AsyncInMemoryEventStore
-from eventkit._backends.sqlite import SQLiteEventStore
+from eventkit._backends.sqlite import AsyncSQLiteEventStore, SQLiteEventStore
 from eventkit._envelope import (
     ANY,
     NO_STREAM,
@@ -91,6 +91,7 @@ __all__ = [
     "AsyncEventStore",
     "AsyncInMemoryEventStore",
     "AsyncProjectionRunner",
+    "AsyncSQLiteEventStore",
     "ConcurrencyError",
     "ContextUpcaster",
     "DeadLetter",

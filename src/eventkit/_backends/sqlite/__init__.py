@@ -1,5 +1,6 @@
-"""The SQLite backend: `SQLiteEventStore`, its tables and its connections."""
+"""The SQLite backend: `SQLiteEventStore`, its async form, its tables and connections."""
 
+from eventkit._backends.sqlite.aio import AsyncSQLiteEventStore
 from eventkit._backends.sqlite.store import SQLiteEventStore
 
-__all__ = ["SQLiteEventStore"]
+__all__ = ["AsyncSQLiteEventStore", "SQLiteEventStore"]

@@ -523,19 +523,19 @@ class SQLiteEventStore(BaseEventStore):
     def _read_all(
         self, after_position: int, limit: int | None, event_types: frozenset[str] | None
     ) -> Iterator[EventRecord]:
+        pages = PageCursor(after_position, limit)
+        while size := pages.size():
+            page = self.read_page(pages.after, size, event_types)
+            yield from page
+            pages.advance(page, size)
+
+    def read_page(
+        self, after_position: int, size: int, event_types: frozenset[str] | None
+    ) -> list[EventRecord]:
+        """Return one page of `read_all`: at most *size* records after *after_position*."""
         types = () if event_types is None else tuple(event_types)
         sql = self._sql.read_all_of(len(types)) if types else self._sql.read_all
-        after = min(after_position, MAX_INT)
-        remaining = MAX_INT if limit is None else limit
-        while remaining > 0:
-            size = min(_PAGE_SIZE, remaining)
-            params = (*types, after, size)
-            rows = self._fetch(sql, params)
-            yield from records(rows)
-            if len(rows) < size:
-                return
-            after = rows[-1][2]
-            remaining -= size
+        return records(self._fetch(sql, (*types, after_position, size)))
 
     def stream_version(self, stream_id: str) -> int:
         """Return the stream's version: 0 when it does not exist."""
@@ -630,3 +630,24 @@ def _unless_aborted(abort: Callable[[], bool] | None) -> None:
     # Asked just before COMMIT: a cancelled caller's append leaves nothing behind.
     if abort is not None and abort():
         raise TransactionAborted
+
+
+class PageCursor:
+    """Where the next page of a `read_all` starts, and how many records it asks for."""
+
+    __slots__ = ("after", "remaining")
+
+    def __init__(self, after_position: int, limit: int | None) -> None:
+        self.after = min(after_position, MAX_INT)
+        self.remaining = MAX_INT if limit is None else limit
+
+    def size(self) -> int:
+        """Return how many records to ask for next: 0 when the read is over."""
+        return min(_PAGE_SIZE, self.remaining)
+
+    def advance(self, page: list[EventRecord], size: int) -> None:
+        """Move past *page*, which was asked for *size* records."""
+        # A short page is the end of the log (or of the filtered records).
+        self.remaining = 0 if len(page) < size else self.remaining - size
+        if page:
+            self.after = page[-1].position
