@@ -24,6 +24,7 @@ LAYERS = {
     "_aggregate": 5,
     "_snapshots": 6,  # snapshots hold aggregates; the repository takes and reads them
     "_projections": 6,
+    "_reports": 0,  # what verify and migrate report: plain data
     "_migration": 6,
     "_repository": 7,
     "_backends": 7,

@@ -159,7 +159,7 @@ class TestRepository:
         assert (accounts.exists("1"), accounts.exists("2")) == (True, False)
 
     def test_refuses_a_class_that_is_not_an_aggregate(self, store):
-        """Repository needs an Aggregate subclass."""
+        """A repository needs an Aggregate subclass."""
         with pytest.raises(TypeError, match="Aggregate subclass"):
             Repository(store, int)  # type: ignore[type-var]
 

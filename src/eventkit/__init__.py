@@ -42,14 +42,8 @@ from eventkit._events import (
     upcaster,
 )
 from eventkit._exports import claim as _claim
-from eventkit._migration import (
-    MigrationReport,
-    VerifyFailure,
-    VerifyGroup,
-    VerifyReport,
-    migrate,
-    verify,
-)
+from eventkit._migration import migrate, verify
+from eventkit._migration_async import migrate_async, verify_async
 from eventkit._projections import (
     AsyncProjectionRunner,
     ErrorPolicy,
@@ -62,7 +56,9 @@ from eventkit._projections import (
     StopOnError,
 )
 from eventkit._records import AppendResult, DeadLetter
+from eventkit._reports import MigrationReport, VerifyFailure, VerifyGroup, VerifyReport
 from eventkit._repository import Repository
+from eventkit._repository_async import AsyncRepository
 from eventkit._serialization import make_converter
 from eventkit._snapshots import SnapshotPolicy, SnapshotProgress
 from eventkit._store import EventStore
@@ -91,6 +87,7 @@ __all__ = [
     "AsyncEventStore",
     "AsyncInMemoryEventStore",
     "AsyncProjectionRunner",
+    "AsyncRepository",
     "AsyncSQLiteEventStore",
     "ConcurrencyError",
     "ContextUpcaster",
@@ -139,8 +136,10 @@ __all__ = [
     "exceptions",
     "make_converter",
     "migrate",
+    "migrate_async",
     "upcaster",
     "verify",
+    "verify_async",
 ]
 
 _claim("eventkit", globals(), __all__)
