@@ -71,7 +71,7 @@ RENAMES = {
 DROPPED_LINES = re.compile(
     r"^\s*@pytest\.mark\.asyncio\s*$"
     r"|^\s*@pytest_asyncio\.fixture\b.*$"
-    r"|^\s*await yield_to_loop\(\)\s*$"  # the sync form has no loop to yield to
+    r"|^\s*await yield_to_loop\(\)\s*(#.*)?$"  # the sync form has no loop to yield to
 )
 # Sync names that are builtins: the generated code calls them without importing them.
 BUILTINS = frozenset({"map"})
@@ -82,7 +82,9 @@ HEADER = (
 )
 _ASYNC_NAME = re.compile(r"\bAsync([A-Z]\w*)\b")
 _SUFFIX_NAME = re.compile(r"\b(\w+?)_async\b")
-_WORDS = re.compile(r"\b(" + "|".join(map(re.escape, sorted(RENAMES, key=len, reverse=True))) + r")\b")
+_WORDS = re.compile(
+    r"\b(" + "|".join(map(re.escape, sorted(RENAMES, key=len, reverse=True))) + r")\b"
+)
 _BRANCH = re.compile(r"^(?P<indent>\s*)if is_async\(\):\s*(#.*)?$")
 
 
@@ -170,7 +172,9 @@ def _drop_builtin_imports(source: str) -> str:
         kept = [name for name in names if name and name not in BUILTINS]
         return f"{match.group(1)}{', '.join(kept)}\n" if kept else ""
 
-    return re.sub(r"^(\s*from eventkit\._compat import )([^\n(]+)\n", keep, source, flags=re.M)
+    return re.sub(
+        r"^(\s*from eventkit\._compat import )([^\n(]+)\n", keep, source, flags=re.MULTILINE
+    )
 
 
 def _splice(tokens: list[tokenize.TokenInfo], replaced: dict[int, str | None]) -> str:
@@ -219,11 +223,11 @@ def _between(lines: list[str], start: tuple[int, int], end: tuple[int, int]) -> 
 
 def targets() -> list[tuple[Path, Path]]:
     """Return every (async source, sync twin) pair, sorted."""
-    pairs = []
-    for folder in SOURCES:
-        for source in sorted(folder.rglob("*_async.py")):
-            pairs.append((source, source.with_name(source.name[: -len("_async.py")] + ".py")))
-    return pairs
+    return [
+        (source, source.with_name(source.name.removesuffix("_async.py") + ".py"))
+        for folder in SOURCES
+        for source in sorted(folder.rglob("*_async.py"))
+    ]
 
 
 def render(source: Path) -> str:
@@ -231,6 +235,9 @@ def render(source: Path) -> str:
     text = unasync(source.read_text())
     header = HEADER.format(source=source.relative_to(ROOT).as_posix())
     return format_python(header + text, source.with_name("twin.py"))
+
+
+_FIXES = ("--select", "I,F401,UP028,C416")
 
 
 def format_python(text: str, path: Path) -> str:
@@ -243,8 +250,16 @@ def format_python(text: str, path: Path) -> str:
         subprocess.run(
             # Import order, unused imports, and what async loops become in sync code:
             # "yield from" for a loop that yields, list() for a list comprehension.
-            [*ruff, "check", *settings, "--fix", "--unsafe-fixes", "--select", "I,F401,UP028,C416"]
-            + ["--quiet", str(scratch)],
+            [
+                *ruff,
+                "check",
+                *settings,
+                "--fix",
+                "--unsafe-fixes",
+                "--quiet",
+                *_FIXES,
+                str(scratch),
+            ],
             check=False,
             capture_output=True,
         )
@@ -253,6 +268,7 @@ def format_python(text: str, path: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Regenerate the twins, or with ``--check`` report the stale ones; return the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="fail if a twin is stale")
     args = parser.parse_args(argv)

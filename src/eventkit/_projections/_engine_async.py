@@ -16,7 +16,7 @@ import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
-from eventkit._acompat import ARLock
+from eventkit._acompat import ARLock, yield_to_loop
 from eventkit._projections._plan import RateMeter, batch_target, checkpoint_before
 from eventkit._projections._policies import Action, next_action
 from eventkit._projections._projection import STAGING_SUFFIX
@@ -180,6 +180,7 @@ class AsyncEngine:
         )
         await self._apply(slot, records, target)
         slot.meter.add(self.clock(), len(records))
+        await yield_to_loop()  # between batches, even when the store never suspends
         return len(records)
 
     async def _apply(self, slot: Slot, records: Sequence[EventRecord], target: int) -> None:
