@@ -1,6 +1,7 @@
 """Every example runs to completion and prints what it promises."""
 
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -67,3 +68,13 @@ def test_schema_evolution(tmp_path):
     assert "3. MoneyDeposited: 20.00 CHF (birthday), booked when recorded" in out
     assert "4. MoneyDeposited: 5 EUR (refund), booked 2024-01-31" in out
     assert "verified 4 events: 4 load, 0 fail" in out
+
+
+def test_async_bank(tmp_path):
+    """Concurrent tasks deposit, retry conflicts and read their writes from a live projection."""
+    out = run("async_bank.py", str(tmp_path / "bank.db"), cwd=tmp_path)
+    assert re.search(r"^60 deposits by 3 tasks, \d+ conflicts retried$", out, re.MULTILINE)
+    assert "ada: 26.25 after 21 deposits; read model says 26.25" in out
+    assert "linus: 22.50 after 18 deposits; read model says 22.50" in out
+    assert "read model at position 63 of 63, lag 0" in out
+    assert out.endswith("read model equals the accounts: yes\n")
