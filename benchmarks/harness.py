@@ -143,6 +143,7 @@ def report(results: list[Result]) -> Iterator[str]:
     """Yield the lines of a table of *results* of one benchmark, baseline ratios included."""
     bench = results[0].benchmark
     baseline = next((r for r in results if r.contender == BASELINE), None)
+    sync = next((r for r in results if r.contender == "eventkit"), None)
     yield f"{bench.name}: {bench.title.format(events=results[0].events)}"
     for result in results:
         line = (
@@ -155,4 +156,6 @@ def report(results: list[Result]) -> Iterator[str]:
             if result.contender == "eventkit" and bench.target is not None:
                 verdict = "met" if ratio >= bench.target else "MISSED"
                 line += f" (target {bench.target:.0%}: {verdict})"
+        if result.contender == "eventkit async" and sync is not None:
+            line += f"   {result.rate / sync.rate:6.0%} of eventkit (sync)"
         yield line
