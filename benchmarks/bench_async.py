@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING
 
 from bench_sqlite import BATCH
@@ -22,7 +21,7 @@ from workload import Account, deposits, registry
 from eventkit import NO_STREAM, AsyncRepository, AsyncSQLiteEventStore
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Coroutine, Iterator
     from pathlib import Path
 
 NAME = "eventkit async"
