@@ -50,6 +50,16 @@ class ProjectionLock(Protocol):
         """Give the lock up; releasing twice is harmless."""
         ...
 
+    def renew(self) -> bool:
+        """
+        Keep the lock: return True while it is held, False once another holder has it.
+
+        A runner calls this between batches. Locks that cannot be lost while held
+        (an OS file lock, a lock held by a task or thread) just say True; a lease that
+        expires extends itself here, and a lease that expired says False.
+        """
+        ...
+
 
 @runtime_checkable
 class ProjectionStore(Protocol):
@@ -114,6 +124,9 @@ class _HeldLock:
 
     def release(self) -> None:
         self._owner._release(self)  # noqa: SLF001 (the lock and its table are one unit)
+
+    def renew(self) -> bool:
+        return not self.released
 
     def is_live(self) -> bool:
         return not self.released and owner_alive(self.holder)

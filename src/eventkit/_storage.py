@@ -76,6 +76,19 @@ class ProjectionTransaction(Protocol):
         ...
 
 
+class ProjectionLockLostError(StoreError):
+    """
+    A projection's lock was taken over by another runner while this one held it.
+
+    Backends whose locks can expire (leases) raise it from a projection transaction
+    that would move a checkpoint under a lock no longer held: the transaction rolls
+    back, so a runner that was paused past its lease never commits after another took
+    over. A runner that meets it gives the projection up and stands by.
+
+    .. versionadded:: 0.1.0
+    """
+
+
 class TransactionAborted(Exception):  # noqa: N818 (it names what happened, not a failure)
     """
     A transaction was rolled back at the last moment because its caller gave up.
@@ -124,6 +137,10 @@ class FileLock:
 
     def __init__(self, fd: int) -> None:
         self._fd: int | None = fd
+
+    def renew(self) -> bool:
+        """Return True while the lock is held: an OS file lock is never taken away."""
+        return self._fd is not None
 
     def release(self) -> None:
         """Give the lock up (by closing the file); releasing twice is harmless."""

@@ -42,7 +42,13 @@ from eventkit._rules import (
     resolve_existing,
 )
 from eventkit._serialization import Codec
-from eventkit._storage import FileLock, ProjectionTransaction, TransactionAborted, lock_file
+from eventkit._storage import (
+    FileLock,
+    ProjectionLockLostError,
+    ProjectionTransaction,
+    TransactionAborted,
+    lock_file,
+)
 from eventkit._store import BaseEventStore
 from eventkit._store_async import AsyncBaseEventStore
 from eventkit._upcasting import UpcastChain, UpcastChains
@@ -60,6 +66,7 @@ __all__ = [
     "NewRecord",
     "PlannedRow",
     "ProjectionLock",
+    "ProjectionLockLostError",
     "ProjectionStore",
     "ProjectionTransaction",
     "RecordWrite",

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from eventkit._compat import Event, join, owner_alive, spawn, wait_event
 from eventkit._projections._engine import CheckpointMoved, Interrupted, logger
 from eventkit._projections._progress import ProgressBar
+from eventkit._storage import ProjectionLockLostError
 from eventkit.exceptions import ProjectionError
 
 if TYPE_CHECKING:
@@ -106,10 +107,8 @@ class Background:
     def _tick(self, slot: Slot) -> bool:
         if slot.error is not None:
             return False
-        if slot.lock is None:
-            slot.lock = self.storage.lock_projection(slot.key)
-            if slot.lock is None:
-                return False
+        if not self._hold(slot):
+            return False
         with slot.mutex:
             try:
                 if not slot.ready:
@@ -123,6 +122,8 @@ class Background:
             except CheckpointMoved:
                 slot.ready = False
                 return True
+            except ProjectionLockLostError:
+                self._lost(slot)
             except Interrupted:
                 pass
             except Exception:  # noqa: BLE001 (whatever the store raised, the worker must go on)
@@ -131,3 +132,19 @@ class Background:
                 slot.ready = False
                 wait_event(self.stopping, self.poll_interval)
         return False
+
+    def _hold(self, slot: Slot) -> bool:
+        # Take the projection's lock, or keep the one held; False while another has it.
+        if slot.lock is None:
+            slot.lock = self.storage.lock_projection(slot.key)
+            return slot.lock is not None
+        if slot.lock.renew():
+            return True
+        self._lost(slot)
+        return False
+
+    @staticmethod
+    def _lost(slot: Slot) -> None:
+        # Another runner holds the projection now: stand by, and take it again when free.
+        logger.warning("projection %r: another runner took it over; standing by", slot.key)
+        slot.lock, slot.ready = None, False

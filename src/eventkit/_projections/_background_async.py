@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from eventkit._acompat import AEvent, ajoin, aspawn, await_event, owner_alive
 from eventkit._projections._engine_async import CheckpointMoved, Interrupted, logger
 from eventkit._projections._progress import ProgressBar
+from eventkit._storage import ProjectionLockLostError
 from eventkit.exceptions import ProjectionError
 
 if TYPE_CHECKING:
@@ -103,10 +104,8 @@ class AsyncBackground:
     async def _tick(self, slot: Slot) -> bool:
         if slot.error is not None:
             return False
-        if slot.lock is None:
-            slot.lock = await self.storage.lock_projection(slot.key)
-            if slot.lock is None:
-                return False
+        if not await self._hold(slot):
+            return False
         async with slot.mutex:
             try:
                 if not slot.ready:
@@ -120,6 +119,8 @@ class AsyncBackground:
             except CheckpointMoved:
                 slot.ready = False
                 return True
+            except ProjectionLockLostError:
+                self._lost(slot)
             except Interrupted:
                 pass
             except Exception:  # noqa: BLE001 (whatever the store raised, the worker must go on)
@@ -128,3 +129,19 @@ class AsyncBackground:
                 slot.ready = False
                 await await_event(self.stopping, self.poll_interval)
         return False
+
+    async def _hold(self, slot: Slot) -> bool:
+        # Take the projection's lock, or keep the one held; False while another has it.
+        if slot.lock is None:
+            slot.lock = await self.storage.lock_projection(slot.key)
+            return slot.lock is not None
+        if await slot.lock.renew():
+            return True
+        self._lost(slot)
+        return False
+
+    @staticmethod
+    def _lost(slot: Slot) -> None:
+        # Another runner holds the projection now: stand by, and take it again when free.
+        logger.warning("projection %r: another runner took it over; standing by", slot.key)
+        slot.lock, slot.ready = None, False

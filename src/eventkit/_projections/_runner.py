@@ -29,6 +29,7 @@ from eventkit._projections._engine import CheckpointMoved, Engine, Slot
 from eventkit._projections._plan import lag_seconds
 from eventkit._projections._progress import ProgressBar
 from eventkit._projections._status import ProjectionState, ProjectionStatus
+from eventkit._storage import ProjectionLockLostError
 from eventkit.exceptions import ProjectionError
 
 if TYPE_CHECKING:
@@ -215,6 +216,13 @@ class ProjectionRunner:
                     except CheckpointMoved:
                         slot.ready = False
                         continue
+                    except ProjectionLockLostError as lost:
+                        lock = None  # taken over: nothing left to release
+                        raise ProjectionError(
+                            slot.key,
+                            slot.position,
+                            detail="another runner took the projection over",
+                        ) from lost
                 if slot.position >= target:
                     return handled
         finally:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     import cattrs
 
     from eventkit._events import EventRegistry
+    from eventkit._projection_store import ProjectionLock
     from eventkit._projection_store_async import AsyncProjectionLock
     from eventkit._records import (
         AppendResult,
@@ -261,7 +262,7 @@ class AsyncSQLiteEventStore(AsyncBaseEventStore):
             return self._task_locks.acquire(projection)
         # A file lock is taken without waiting (and given up by closing a file).
         lock = self._core.lock_projection(projection)
-        return None if lock is None else _Released(lock.release)
+        return None if lock is None else _Released(lock)
 
     async def close(self) -> None:
         """
@@ -275,9 +276,13 @@ class AsyncSQLiteEventStore(AsyncBaseEventStore):
 
 
 class _Released:
-    # An async face for a lock whose release does not block.
-    def __init__(self, release: Callable[[], None]) -> None:
-        self._release = release
+    # An async face for a lock whose release and renewal do not block.
+    def __init__(self, lock: ProjectionLock) -> None:
+        self._release = lock.release
+        self._renew = lock.renew
 
     async def release(self) -> None:
         self._release()
+
+    async def renew(self) -> bool:
+        return self._renew()
