@@ -131,12 +131,12 @@ class SQLLedger(Projection):
                 change = -int(amount) * self.sign
         balances, applied = self.table("ledger_balances"), self.table("ledger_applied")
         tx.execute(
-            f"INSERT INTO {balances} (stream_id, amount) VALUES (?, ?) "  # noqa: S608 (our own table)
+            f"INSERT INTO {balances} (stream_id, amount) VALUES (?, ?) "
             "ON CONFLICT (stream_id) DO UPDATE SET amount = amount + excluded.amount",
             (recorded.stream_id, change),
         )
         tx.execute(
-            f"INSERT INTO {applied} (position, times) VALUES (?, 1) "  # noqa: S608 (our own table)
+            f"INSERT INTO {applied} (position, times) VALUES (?, 1) "
             "ON CONFLICT (position) DO UPDATE SET times = times + 1",
             (recorded.position,),
         )

@@ -63,6 +63,7 @@ RENAMES = {
     "aclosing": "closing",
     "_acompat": "_compat",
     "TaskBoundLocks": "ThreadBoundLocks",
+    "AsyncConnectionPool": "ConnectionPool",  # psycopg_pool's names
     "amap": "map",  # the builtin: dropped from the compat import (BUILTINS)
     "pytest_asyncio": "pytest",
     "a_collect": "collect",

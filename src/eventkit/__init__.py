@@ -13,6 +13,7 @@ store base class, records, the append rules, projection storage) is in
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from eventkit import exceptions
@@ -86,6 +87,7 @@ __all__ = [
     "AppendResult",
     "AsyncEventStore",
     "AsyncInMemoryEventStore",
+    "AsyncPostgresEventStore",
     "AsyncProjectionRunner",
     "AsyncRepository",
     "AsyncSQLiteEventStore",
@@ -99,10 +101,12 @@ __all__ = [
     "EventStore",
     "EventType",
     "ExpectedVersion",
+    "FeedDelay",
     "InMemoryEventStore",
     "MigrationReport",
     "NewEvent",
     "ParkOnError",
+    "PostgresEventStore",
     "Projection",
     "ProjectionError",
     "ProjectionRunner",
@@ -142,10 +146,32 @@ __all__ = [
     "verify_async",
 ]
 
-_claim("eventkit", globals(), __all__)
+# Names whose modules need an optional dependency: imported on first use, so that
+# ``import eventkit`` works without it.
+_LAZY = {
+    "AsyncPostgresEventStore": ("eventkit._backends.postgres", "postgres"),
+    "FeedDelay": ("eventkit._backends.postgres", "postgres"),
+    "PostgresEventStore": ("eventkit._backends.postgres", "postgres"),
+}
+
+_claim("eventkit", globals(), [name for name in __all__ if name not in _LAZY])
 
 
 def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module_name, extra = _LAZY[name]
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ImportError(
+                f"eventkit.{name} needs the {extra!r} extra: pip install 'eventkit[{extra}]' "
+                f"({exc})"
+            ) from exc
+        value = getattr(module, name)
+        if value.__module__.startswith("eventkit._"):
+            value.__module__ = "eventkit"
+        globals()[name] = value
+        return value
     # Resolved lazily: reading the installed version costs a metadata lookup at import.
     if name == "__version__":
         from importlib.metadata import version  # noqa: PLC0415 (deferred on purpose)

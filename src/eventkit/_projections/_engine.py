@@ -146,7 +146,9 @@ class Engine:
             slot.position = stored.position if stored else 0
             return False
 
-        if self.storage.run_projection_transaction(body):
+        outdated = self.storage.run_projection_transaction(body)
+        self.on_commit()  # a first checkpoint may have been saved: wait_for looks again
+        if outdated:
             logger.info(
                 "projection %r: read model of an older version found; rebuilding",
                 projection.name,

@@ -145,7 +145,9 @@ class AsyncEngine:
             slot.position = stored.position if stored else 0
             return False
 
-        if await self.storage.run_projection_transaction(body):
+        outdated = await self.storage.run_projection_transaction(body)
+        self.on_commit()  # a first checkpoint may have been saved: wait_for looks again
+        if outdated:
             logger.info(
                 "projection %r: read model of an older version found; rebuilding",
                 projection.name,
