@@ -588,7 +588,7 @@ class PostgresEventStore(BaseEventStore):
         Take the projection's lease, when it is free (never taken, released, or expired).
 
         The lease lasts *lease_seconds* on the database's clock; every checkpoint the
-        holder commits renews it, and so does `Lease.renew` between batches.
+        holder commits renews it, and so does the lease's ``renew`` between batches.
         """
         owner = uuid.uuid4()
         rows = self._fetch(self._sql.take_lease, (projection, owner, self.lease_seconds))

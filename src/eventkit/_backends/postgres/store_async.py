@@ -586,7 +586,7 @@ class AsyncPostgresEventStore(AsyncBaseEventStore):
         Take the projection's lease, when it is free (never taken, released, or expired).
 
         The lease lasts *lease_seconds* on the database's clock; every checkpoint the
-        holder commits renews it, and so does `AsyncLease.renew` between batches.
+        holder commits renews it, and so does the lease's ``renew`` between batches.
         """
         owner = uuid.uuid4()
         rows = await self._fetch(self._sql.take_lease, (projection, owner, self.lease_seconds))
