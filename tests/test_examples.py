@@ -1,8 +1,11 @@
 """Every example runs to completion and prints what it promises."""
 
 import pathlib
+import re
 import subprocess
 import sys
+
+import pytest
 
 EXAMPLES = pathlib.Path(__file__).parent.parent / "examples"
 
@@ -67,3 +70,49 @@ def test_schema_evolution(tmp_path):
     assert "3. MoneyDeposited: 20.00 CHF (birthday), booked when recorded" in out
     assert "4. MoneyDeposited: 5 EUR (refund), booked 2024-01-31" in out
     assert "verified 4 events: 4 load, 0 fail" in out
+
+
+@pytest.fixture(scope="module", name="flights")
+def _flights(tmp_path_factory):
+    """The output of one short run of the flight-booking service, on a URL-named store."""
+    folder = tmp_path_factory.mktemp("flights")
+    return run("flight_booking", "--short", "--store", "sqlite:///booked.db", cwd=folder)
+
+
+def test_flight_booking_sells_no_seat_twice(flights):
+    """Booking processes competing for seats never sell one twice, nor too many of a fare."""
+    assert "double-booked seats: 0" in flights
+    assert "overbooked fare classes: 0" in flights
+    assert "flights loaded from snapshots equal full replays: 4 of 4" in flights
+
+
+def test_flight_booking_read_models_equal_the_fold_of_the_events(flights):
+    """Every read model kept by the projections equals a plain fold of the stored events."""
+    assert re.search(
+        r"read models equal the fold of [\d,]+ events: "
+        r"seat map yes, search yes, passenger bookings yes",
+        flights,
+    )
+    assert re.search(r"searches +[\d,]+: .*, 0 failed", flights)
+
+
+def test_flight_booking_rebuilds_the_search_while_it_serves(flights):
+    """The fixed search is rebuilt and swapped in; no search fails or sees it half built."""
+    assert re.search(r"version 1 advertises a sold-out fare on [1-4] of 4 flights", flights)
+    assert "failed 0, half-built 0" in flights
+    assert "rebuilt search equals the fold with the fixed rule: yes" in flights
+    assert "the events and read models are in booked.db" in flights
+
+
+def test_flight_booking_names_the_stores_it_cannot_open_yet(tmp_path):
+    """A store URL other than SQLite's is refused before anything runs."""
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "flight_booking"), "--store", "postgresql://db/flights"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert (result.returncode, list(tmp_path.iterdir())) == (1, [])
+    assert "postgresql:// stores are not supported yet" in result.stderr
