@@ -7,7 +7,7 @@ from pathlib import Path
 project = "eventkit"
 author = "The eventkit developers"
 copyright = "2026, The eventkit developers"
-release = _version("eventkit")
+release = _version("eventkit-es")  # the distribution; the package is eventkit
 version = ".".join(release.split(".")[:2])
 
 extensions = [

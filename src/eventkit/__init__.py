@@ -171,7 +171,7 @@ def __getattr__(name: str) -> Any:
     if name == "__version__":
         from importlib.metadata import version  # noqa: PLC0415 (deferred on purpose)
 
-        return version("eventkit")
+        return version("eventkit-es")  # the distribution's name on the package index
     raise AttributeError(f"module 'eventkit' has no attribute {name!r}")
 
 
