@@ -51,6 +51,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 docs: $(STAMP)
+	bash .ci/ensure-graphviz
 	$(BIN)/sphinx-build -E -n -T -W --keep-going -q -b html docs docs/_build/html
 	$(BIN)/sphinx-build -E -n -T -W --keep-going -q -b doctest docs docs/_build/doctest
 
