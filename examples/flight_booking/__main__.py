@@ -249,23 +249,21 @@ def report(tally: Tally, seconds: float, searches: int, searchers: list[Searcher
     failures = [failure for searcher in searchers for failure in searcher.failures]
     print(f"sold for {seconds:.1f} s")
     print(
-        f"  bookings  {tally.confirmed:,} confirmed: {tally.confirmed / seconds:,.0f} bookings/s "
-        f"({tally.abandoned:,} more held, then cancelled)"
+        f"  bookings  {tally.confirmed:,} confirmed: {tally.confirmed / seconds:,.0f} bookings/s"
+        f" ({tally.abandoned:,} more held, then cancelled)"
     )
     print(
         f"  searches  {searches:,}: {searches / seconds:,.0f} searches/s, "
         f"{len(failures)} failed{f' (first: {failures[0]})' if failures else ''}"
     )
     print(f"  conflicts {tally.conflicts:,} retried: reload, run the command again, save")
-    print(
-        f"  refused   {tally.refused:,} seats shown free by a read model that was behind; "
-        f"{tally.turned_away:,} customers found no seat"
-    )
+    print(f"  refused   {tally.refused:,} seats that a read model still showed free")
+    print(f"  no seat   {tally.turned_away:,} customers found none on their route")
     print(
         f"  lag       p50 {percentile(delays, 50) * 1000:.0f} ms, "
-        f"p99 {percentile(delays, 99) * 1000:.0f} ms from a booking's commit to a search "
-        f"showing it ({len(delays):,} of {len(tally.holds):,} bookings seen)"
+        f"p99 {percentile(delays, 99) * 1000:.0f} ms from a booking's commit to a search"
     )
+    print(f"            showing it ({len(delays):,} of {len(tally.holds):,} bookings seen)")
 
 
 def check(store: SQLiteEventStore, url: str) -> Fold:
@@ -281,10 +279,8 @@ def check(store: SQLiteEventStore, url: str) -> Fold:
     print(f"  double-booked seats: {fold.double_booked}")
     print(f"  overbooked fare classes: {fold.overbooked}")
     print(f"  flights loaded from snapshots equal full replays: {good} of {flights}")
-    print(
-        f"  read models equal the fold of {fold.events:,} events: "
-        + ", ".join(f"{name} {'yes' if same else 'NO'}" for name, same in equal.items())
-    )
+    print(f"  read models equal the fold of {fold.events:,} events:")
+    print("    " + ", ".join(f"{name} {'yes' if same else 'NO'}" for name, same in equal.items()))
     return fold
 
 
@@ -324,10 +320,10 @@ def fix_the_fare_rule(
     for searcher in searchers:
         searcher.watch = None
     answers = sum((watch.answers for watch in watches), Counter[str]())
+    print(f"  rebuilt and swapped in {seconds:.2f} s, while {answers.total():,} searches ran;")
     print(
-        f"  rebuilt and swapped in {seconds:.2f} s; {answers.total():,} searches meanwhile, "
-        f"each answered by the old table or the new one: failed {answers['failed']}, "
-        f"half-built {answers['half-built']}"
+        "  each got the old table's answer or the new one's: "
+        f"failed {answers['failed']}, half-built {answers['half-built']}"
     )
     show_search(url, example, "version 2")
     reader = ReadModels(url)
