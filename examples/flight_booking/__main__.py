@@ -19,7 +19,7 @@ sees a half-built table.
 
 Run it from the repository's root, with eventkit installed:
 
-    python examples/flight_booking           # the full run: ten to twenty seconds
+    python examples/flight_booking           # the full run: under a minute
     python examples/flight_booking --short   # a few seconds; the tests run this
     python examples/flight_booking --store sqlite:///elsewhere/flights.db
 
