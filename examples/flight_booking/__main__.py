@@ -102,6 +102,7 @@ SHORT = Size(routes=2, days=1, departures=2, rows=4, processes=2, searchers=2)
 
 
 def main(argv: list[str]) -> int:
+    """Run the service as *argv* asks, print what happened, and return the exit status."""
     args = parse_args(argv)
     size = SHORT if args.short else FULL
     size = attrs.evolve(
@@ -245,6 +246,7 @@ def wait_until_seen(tally: Tally, searchers: list[Searcher], timeout: float = 10
 
 
 def report(tally: Tally, seconds: float, searches: int, searchers: list[Searcher]) -> None:
+    """Print the figures of the sale."""
     delays = lags(tally.holds, searchers)
     failures = [failure for searcher in searchers for failure in searcher.failures]
     print(f"sold for {seconds:.1f} s")
@@ -335,6 +337,7 @@ def fix_the_fare_rule(
 
 
 def show_search(url: str, route: Route, label: str) -> None:
+    """Print what a search of *route* answers now."""
     reader = ReadModels(url)
     try:
         offers = search(reader, route)
@@ -347,6 +350,7 @@ def show_search(url: str, route: Route, label: str) -> None:
 
 
 def show_a_passenger(url: str, fold: Fold) -> None:
+    """Print the bookings of the passenger who booked most, from their read model."""
     passenger, _ = Counter(row.passenger for row in fold.bookings.values()).most_common(1)[0]
     reader = ReadModels(url)
     try:

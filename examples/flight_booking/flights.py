@@ -96,6 +96,14 @@ class Booking:
 
 @attrs.define
 class Flight(Aggregate):
+    """
+    One flight on one day: its seats, its fare classes and its bookings.
+
+    Its commands check the rules on the flight's current state: a seat is held by
+    one booking at most, and a hold is priced at the cheapest fare class with a seat
+    left, so no class sells more seats than it has.
+    """
+
     # Snapshots store these fields: bump this when they, or apply(), change.
     snapshot_version = 1
 
@@ -120,6 +128,7 @@ class Flight(Aggregate):
         seats: tuple[str, ...],
         fares: tuple[Fare, ...],
     ) -> None:
+        """Schedule the flight, with its seats shared out among the fare classes *fares*."""
         if self.version:
             raise BookingError(f"flight {self.id} is scheduled already")
         if sum(fare.seats for fare in fares) != len(seats):
@@ -128,6 +137,9 @@ class Flight(Aggregate):
         self.record(FlightScheduled(number, *route, day, departs, seats, fares))
 
     def hold(self, booking: str, passenger: str, seat: str) -> None:
+        """Hold *seat* for *passenger* under the id *booking*, at the cheapest open fare."""
+        if booking in self.bookings:
+            raise BookingError(f"flight {self.id} has a booking {booking} already")
         if seat not in self.seats:
             raise BookingError(f"flight {self.id} has no seat {seat}")
         if self.seats[seat] is not None:
@@ -138,11 +150,13 @@ class Flight(Aggregate):
         self.record(SeatHeld(booking, passenger, seat, fare.fare_class, fare.price))
 
     def confirm(self, booking: str) -> None:
+        """Confirm a held booking: the seat is sold."""
         held = self._booking(booking)
         if not held.confirmed:  # confirming twice changes nothing, and records nothing
             self.record(BookingConfirmed(booking))
 
     def cancel(self, booking: str) -> None:
+        """Cancel a held or confirmed booking: its seat and fare are on sale again."""
         held = self._booking(booking)
         self.record(BookingCancelled(booking, held.seat, held.fare_class))
 
