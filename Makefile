@@ -5,11 +5,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
 PYTEST_ARGS ?=
+FLIGHTS_ARGS ?=
 
-.PHONY: help venv test test-thorough lint format generate docs demo bench package-check clean
+.PHONY: help venv test test-thorough lint format generate docs demo flights bench package-check clean
 
 help:
 	@echo "make demo           run the bank account example"
+	@echo "make flights        run the flight-booking service under load (FLIGHTS_ARGS='--short')"
 	@echo "make test           run the whole test suite with coverage"
 	@echo "make test-thorough  the same with many more hypothesis examples"
 	@echo "make lint           ruff check, ruff format --check, mypy --strict"
@@ -54,11 +56,15 @@ generate: $(STAMP)
 	$(BIN)/python tools/unasync.py
 
 docs: $(STAMP)
+	bash .ci/ensure-graphviz
 	$(BIN)/sphinx-build -E -n -T -W --keep-going -q -b html docs docs/_build/html
 	$(BIN)/sphinx-build -E -n -T -W --keep-going -q -b doctest docs docs/_build/doctest
 
 demo: $(STAMP)
 	$(BIN)/python examples/bank_account.py
+
+flights: $(STAMP)
+	$(BIN)/python examples/flight_booking $(FLIGHTS_ARGS)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)

@@ -7,7 +7,7 @@ from pathlib import Path
 project = "eventkit"
 author = "The eventkit developers"
 copyright = "2026, The eventkit developers"
-release = _version("eventkit")
+release = _version("eventkit-es")  # the distribution; the package is eventkit
 version = ".".join(release.split(".")[:2])
 
 extensions = [
@@ -16,7 +16,11 @@ extensions = [
     "sphinx.ext.napoleon",
     "sphinx.ext.doctest",
     "sphinx.ext.viewcode",
+    # Diagrams are written in the pages as Graphviz source and drawn by `dot` at build
+    # time; `make docs` installs Graphviz when `dot` is missing.
+    "sphinx.ext.graphviz",
 ]
+graphviz_output_format = "svg"
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
 myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3

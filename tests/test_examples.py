@@ -5,6 +5,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 EXAMPLES = pathlib.Path(__file__).parent.parent / "examples"
 
 
@@ -78,3 +80,49 @@ def test_async_bank(tmp_path):
     assert "linus: 22.50 after 18 deposits; read model says 22.50" in out
     assert "read model at position 63 of 63, lag 0" in out
     assert out.endswith("read model equals the accounts: yes\n")
+
+
+@pytest.fixture(scope="module", name="flights")
+def _flights(tmp_path_factory):
+    """The output of one short run of the flight-booking service, on a URL-named store."""
+    folder = tmp_path_factory.mktemp("flights")
+    return run("flight_booking", "--short", "--store", "sqlite:///booked.db", cwd=folder)
+
+
+def test_flight_booking_sells_no_seat_twice(flights):
+    """Booking processes competing for seats never sell one twice, nor too many of a fare."""
+    assert "double-booked seats: 0" in flights
+    assert "overbooked fare classes: 0" in flights
+    assert "flights loaded from snapshots equal full replays: 4 of 4" in flights
+
+
+def test_flight_booking_read_models_equal_the_fold_of_the_events(flights):
+    """Every read model kept by the projections equals a plain fold of the stored events."""
+    assert re.search(
+        r"read models equal the fold of [\d,]+ events:\n +"
+        r"seat map yes, search yes, passenger bookings yes\n",
+        flights,
+    )
+    assert re.search(r"searches +[\d,]+: .*, 0 failed", flights)
+
+
+def test_flight_booking_rebuilds_the_search_while_it_serves(flights):
+    """The fixed search is rebuilt and swapped in; no search fails or sees it half built."""
+    assert re.search(r"version 1 advertises a sold-out fare on [1-4] of 4 flights", flights)
+    assert "failed 0, half-built 0" in flights
+    assert "rebuilt search equals the fold with the fixed rule: yes" in flights
+    assert "the events and read models are in booked.db" in flights
+
+
+def test_flight_booking_names_the_stores_it_cannot_open_yet(tmp_path):
+    """A store URL other than SQLite's is refused before anything runs."""
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "flight_booking"), "--store", "postgresql://db/flights"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert (result.returncode, list(tmp_path.iterdir())) == (1, [])
+    assert "postgresql:// stores are not supported yet" in result.stderr

@@ -80,7 +80,7 @@ def test_every_exception_is_exported_from_the_exceptions_module():
 
 def test_version_is_the_installed_version():
     """eventkit.__version__ comes from the installed package metadata."""
-    assert eventkit.__version__ == version("eventkit")
+    assert eventkit.__version__ == version("eventkit-es")
     assert "__version__" in dir(eventkit)
 
 

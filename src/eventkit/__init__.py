@@ -164,7 +164,7 @@ def __getattr__(name: str) -> Any:
             module = importlib.import_module(module_name)
         except ImportError as exc:
             raise ImportError(
-                f"eventkit.{name} needs the {extra!r} extra: pip install 'eventkit[{extra}]' "
+                f"eventkit.{name} needs the {extra!r} extra: pip install 'eventkit-es[{extra}]' "
                 f"({exc})"
             ) from exc
         value = getattr(module, name)
@@ -176,7 +176,7 @@ def __getattr__(name: str) -> Any:
     if name == "__version__":
         from importlib.metadata import version  # noqa: PLC0415 (deferred on purpose)
 
-        return version("eventkit")
+        return version("eventkit-es")  # the distribution's name on the package index
     raise AttributeError(f"module 'eventkit' has no attribute {name!r}")
 
 

@@ -1,7 +1,7 @@
 """
 Test helpers: the conformance suites of stores, and aggregate scenarios.
 
-This module needs pytest and hypothesis (``pip install eventkit[test]``); eventkit
+This module needs pytest and hypothesis (``pip install 'eventkit-es[test]'``); eventkit
 itself never imports it.
 
 To check a backend, mix `EventStoreContract` and `SnapshotStoreContract` into a
