@@ -65,12 +65,15 @@ from eventkit._snapshots import SnapshotPolicy, SnapshotProgress
 from eventkit._store import EventStore, StreamAppend
 from eventkit._upcasting import check_upcasters
 from eventkit.exceptions import (
+    ArgumentError,
+    ArgumentTypeError,
     ConcurrencyError,
     DuplicateEventIdError,
     EventKitError,
     ProjectionError,
     RegistrationError,
     SerializationError,
+    SnapshotWarning,
     StoreError,
     StreamNotFound,
     UnknownEventType,
@@ -84,6 +87,8 @@ __all__ = [
     "STREAM_EXISTS",
     "Aggregate",
     "AppendResult",
+    "ArgumentError",
+    "ArgumentTypeError",
     "ConcurrencyError",
     "ContextUpcaster",
     "DeadLetter",
@@ -112,6 +117,7 @@ __all__ = [
     "SerializationError",
     "SnapshotPolicy",
     "SnapshotProgress",
+    "SnapshotWarning",
     "StopOnError",
     "StoreError",
     "StreamAppend",
