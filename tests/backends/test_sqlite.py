@@ -15,9 +15,9 @@ from decimal import Decimal
 import pytest
 
 from eventkit import (
+    ArgumentError,
     ConcurrencyError,
     NewEvent,
-    SerializationError,
     SQLiteEventStore,
     StoreError,
 )
@@ -459,10 +459,19 @@ class TestErrors:
             raise sqlite3.OperationalError("disk I/O error")
         assert isinstance(info.value.__cause__, sqlite3.OperationalError)
 
-    def test_a_lone_surrogate_raises_serialization_error(self, store):
-        """Text SQLite cannot store raises SerializationError naming the stream; nothing stored."""
-        with pytest.raises(SerializationError, match=r"'s'.*surrogate"):
-            store.append("s", [Noted("ok"), Noted("\ud800")])
+    def test_a_lone_surrogate_in_data_reads_back_exactly(self, store):
+        """A lone surrogate, which UTF-8 cannot hold, is stored escaped and read back as itself."""
+        store.append("s", [NewEvent(Noted("a\ud800b"), metadata={"k\udfff": "\ud83d"})])
+        (recorded,) = store.read_stream("s")
+        assert (recorded.event, dict(recorded.metadata)) == (
+            Noted("a\ud800b"),
+            {"k\udfff": "\ud83d"},
+        )
+
+    def test_a_stream_id_with_a_lone_surrogate_is_refused(self, store):
+        """A stream id no UTF-8 database can hold raises ArgumentError; nothing is stored."""
+        with pytest.raises(ArgumentError, match="surrogate"):
+            store.append("s\ud800", [Noted("ok")])
         assert store.head_position() == 0
 
     def test_appending_nothing_opens_no_transaction(self, path):

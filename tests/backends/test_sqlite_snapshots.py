@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import pytest
 
-from eventkit import Repository, SerializationError, SQLiteEventStore, StoreError
+from eventkit import ArgumentError, Repository, SQLiteEventStore, StoreError
 from eventkit._backends.sqlite import schema
 from eventkit.backends import SnapshotRecord
 from tests.bank import Account, registry
@@ -106,11 +106,11 @@ class TestSnapshotTable:
                 reader.save_snapshot(snapshot(version=9))
             assert reader.load_snapshot("account-1") == record
 
-    def test_a_lone_surrogate_raises_serialization_error(self, store):
-        """A state SQLite cannot store raises SerializationError; the stored one stays."""
+    def test_a_state_with_a_lone_surrogate_is_refused(self, store):
+        """A state no UTF-8 database can hold raises ArgumentError; the stored one stays."""
         record = snapshot()
         store.save_snapshot(record)
-        with pytest.raises(SerializationError, match="surrogate"):
+        with pytest.raises(ArgumentError, match="surrogate"):
             store.save_snapshot(snapshot(state='{"memo": "\ud800"}'))
         assert store.load_snapshot("account-1") == record
 
