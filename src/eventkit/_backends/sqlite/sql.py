@@ -8,6 +8,7 @@ from typing import Any
 
 from eventkit._backends._sql import SQLTemplates
 from eventkit._records import EventRecord
+from eventkit.exceptions import SerializationError
 
 MAX_INT = 2**63 - 1
 """SQLite's largest integer: bounds beyond it are clamped to it, meaning no bound."""
@@ -144,17 +145,36 @@ uuid_from_bytes = _checked_uuid_from_bytes()
 
 
 def records(rows: list[Any]) -> list[EventRecord]:
-    """Turn rows fetched by the statements above into records."""
+    """
+    Turn rows fetched by the statements above into records.
+
+    Raises:
+        SerializationError: A row is damaged (a column of the wrong type, an event id
+            that is not 16 bytes, a recording time that is not an aware ISO timestamp),
+            naming its stream, version and position.
+    """
     result: list[EventRecord] = []
     append = result.append
     make_uuid = uuid_from_bytes
     new_tuple = tuple.__new__
-    parse = datetime.fromisoformat
     # Events appended together share their recorded_at: parse it once per run of them.
     last_text, last_time = "", datetime.min.replace(tzinfo=UTC)
-    for stream_id, version, position, event_id, event_type, schema_version, data, meta, at in rows:
+    for row in rows:
+        stream_id, version, position, event_id, event_type, schema_version, data, meta, at = row
+        # SQLite keeps any value in any column: a row edited by hand may hold text where
+        # an integer belongs, or a blob of another length. One chain of identity checks
+        # per row keeps that from reading as a record with a different value.
+        if not (
+            int is version.__class__ is position.__class__ is schema_version.__class__
+            and str is stream_id.__class__ is event_type.__class__ is data.__class__
+            and str is meta.__class__
+            and event_id.__class__ is bytes
+            and len(event_id) == _UUID_BYTES
+        ):
+            raise damaged_row(row)
         if at != last_text:
-            last_text, last_time = at, parse(at)
+            last_time = _recorded_at(row)
+            last_text = at
         # tuple.__new__ skips the Python frame of the NamedTuple's generated __new__.
         append(
             new_tuple(
@@ -173,3 +193,51 @@ def records(rows: list[Any]) -> list[EventRecord]:
             )
         )
     return result
+
+
+_UUID_BYTES = 16
+_COLUMNS = (
+    ("stream_id", str),
+    ("version", int),
+    ("position", int),
+    ("event_id", bytes),
+    ("event_type", str),
+    ("schema_version", int),
+    ("data", str),
+    ("metadata", str),
+    ("recorded_at", str),
+)
+
+
+def _recorded_at(row: tuple[Any, ...]) -> datetime:
+    at = row[-1]
+    try:
+        parsed = datetime.fromisoformat(at)
+    except (TypeError, ValueError):
+        parsed = None
+    if parsed is None or parsed.utcoffset() is None:
+        raise _row_error(row, f"recorded_at {at!r:.60} is not an ISO 8601 time with an offset")
+    return parsed
+
+
+def damaged_row(row: tuple[Any, ...]) -> SerializationError:
+    """Return the error for an event row one of whose columns has the wrong type."""
+    for (name, kind), value in zip(_COLUMNS, row, strict=True):
+        if value.__class__ is not kind:
+            return _row_error(row, f"column {name} holds {_shown(value)}, not {kind.__name__}")
+    return _row_error(row, f"event_id is {len(row[3])} bytes long, not {_UUID_BYTES}")
+
+
+def _shown(value: object) -> str:
+    return f"{type(value).__name__} {value!r:.60}"
+
+
+def _row_error(row: tuple[Any, ...], detail: str) -> SerializationError:
+    stream_id, version, position, _, event_type = row[:5]
+    return SerializationError(
+        f"the stored event row is damaged: {detail}",
+        stream_id=stream_id if stream_id.__class__ is str else repr(stream_id),
+        version=version,
+        position=position,
+        event_type=event_type if event_type.__class__ is str else None,
+    )

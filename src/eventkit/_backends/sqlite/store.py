@@ -260,7 +260,7 @@ class SQLiteEventStore(BaseEventStore):
     def _prepare(self, conn: sqlite3.Connection, timeout: float) -> None:
         with Boundary(self._name):
             configure(conn, synchronous=self._synchronous, busy_timeout=timeout)
-            found = retry_busy(lambda: schema.stored_version(conn, self._prefix))
+            found = retry_busy(lambda: schema.stored_version(conn, self._prefix, self._name))
             if found == schema.SCHEMA_VERSION:
                 return
             schema.check_version(found, self._name, self._prefix)
@@ -274,7 +274,7 @@ class SQLiteEventStore(BaseEventStore):
 
     def _check_schema(self, conn: sqlite3.Connection) -> None:
         with Boundary(self._name):
-            found = retry_busy(lambda: schema.stored_version(conn, self._prefix))
+            found = retry_busy(lambda: schema.stored_version(conn, self._prefix, self._name))
         schema.check_version(found, self._name, self._prefix)
         if found < schema.SCHEMA_VERSION:
             what = "has no event tables" if found == 0 else f"is at schema version {found}"
