@@ -67,7 +67,7 @@ from eventkit._backends.sqlite.sql import (
 from eventkit._records import StoredEventRef
 from eventkit._rules import AppendPlan, decide_append
 from eventkit._store import BaseEventStore
-from eventkit.exceptions import ConcurrencyError, SerializationError, StoreError
+from eventkit.exceptions import ArgumentError, ConcurrencyError, SerializationError, StoreError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -91,6 +91,8 @@ if TYPE_CHECKING:
 # read_all fetches this many rows per query: big enough that a page's query costs little
 # per event, small enough that memory stays flat and a page's read transaction is short.
 _PAGE_SIZE = 1000
+# Any read of the file starts a read transaction's snapshot; this one reads one page.
+_START_READ = "SELECT 1 FROM sqlite_master LIMIT 1"
 # Ids looked up per query when an append repeats stored ids (SQLite allows 999 variables
 # in a statement on old builds).
 _ID_CHUNK = 500
@@ -144,7 +146,7 @@ class SQLiteEventStore(BaseEventStore):
         StoreError: The file cannot be opened (naming it and why: its folder does not
             exist, it is not a database, it is read-only and has no event tables) or
             was written by a newer eventkit.
-        ValueError: An option is invalid.
+        ArgumentError: An option is invalid.
 
     .. versionadded:: 0.1.0
     """
@@ -188,10 +190,10 @@ class SQLiteEventStore(BaseEventStore):
         if not self._name:
             # SQLite would make a private temporary database: an empty setting read from
             # the environment would silently lose every event.
-            raise ValueError("path must not be empty; use ':memory:' for an in-memory store")
+            raise ArgumentError("path must not be empty; use ':memory:' for an in-memory store")
         if self._name == ":memory:":
             if read_only:
-                raise ValueError("an in-memory SQLite event store cannot be read-only")
+                raise ArgumentError("an in-memory SQLite event store cannot be read-only")
             self._read_only = False
             conn = open_file(":memory:", read_only=False, busy_timeout=timeout, tracer=tracer)
             self._open_single(conn, timeout, tracer)
@@ -212,7 +214,7 @@ class SQLiteEventStore(BaseEventStore):
         self, conn: sqlite3.Connection, timeout: float, tracer: Callable[[str], object] | None
     ) -> None:
         if conn.in_transaction:
-            raise ValueError(
+            raise ArgumentError(
                 f"the SQLite connection to {self._name!r} is inside a transaction; "
                 "commit or roll it back before making a store of it"
             )
@@ -493,6 +495,66 @@ class SQLiteEventStore(BaseEventStore):
 
     # -- reading ----------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[sqlite3.Connection]:
+        """
+        Query the store's database in one read transaction, without taking the write lock.
+
+        Yields an ``sqlite3.Connection`` from the store's pool of readers inside a read
+        transaction: every query in the block sees the database as it was when the
+        block began (a consistent snapshot, say of a read model and the checkpoint
+        that goes with it), however many appends and projection batches commit
+        meanwhile. Writes through it fail (``sqlite3.OperationalError``: the connection
+        is query-only). Use it to read the tables that projections keep in the file.
+
+        Example:
+            .. code-block:: python
+
+                with store.reader() as conn:
+                    rows = conn.execute("SELECT id, amount FROM balances").fetchall()
+
+        On a file, readers never wait for writers, nor writers for readers. An
+        in-memory store, or one made from a caller's connection, has one connection:
+        appends from other threads wait until the block ends.
+
+        Raises:
+            StoreError: The store is closed, or the read transaction could not begin.
+
+        .. versionadded:: 0.1.0
+        """
+        self._check_open()
+        readers = self._readers
+        conn = readers.acquire()
+        try:
+            with self._boundary:
+                self._begin_read(conn)
+            try:
+                # The block's own errors propagate unchanged, as in transaction().
+                yield conn
+            finally:
+                with self._boundary:
+                    rollback(conn)
+                    conn.execute("PRAGMA query_only = OFF")
+        finally:
+            readers.release(conn)
+
+    def _begin_read(self, conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            raise StoreError(
+                f"SQLite event store {self._name!r}: cannot read in a separate "
+                "transaction inside this thread's store.transaction()"
+            )
+        conn.execute("PRAGMA query_only = ON")
+        try:
+            conn.execute("BEGIN")
+            # BEGIN takes no snapshot until the first read: read at once, so that the
+            # block's first query sees what the block began with.
+            retry_busy(lambda: conn.execute(_START_READ).fetchall())
+        except BaseException:
+            rollback(conn)
+            conn.execute("PRAGMA query_only = OFF")
+            raise
+
     def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         self._check_open()
         readers = self._readers
@@ -534,6 +596,9 @@ class SQLiteEventStore(BaseEventStore):
 
     def stream_version(self, stream_id: str) -> int:
         """Return the stream's version: 0 when it does not exist."""
+        given: object = stream_id  # what was passed, whatever the annotation says
+        if isinstance(given, str) and not _encodable(given):
+            return 0  # no stream has this id: appends refuse it (check_stream_id)
         version: int | None = self._fetch(self._sql.version, (stream_id,))[0][0]
         return version or 0
 
@@ -543,6 +608,8 @@ class SQLiteEventStore(BaseEventStore):
         return head or 0
 
     def _stream_ids(self, prefix: str, after: str | None, limit: int) -> list[str]:
+        if not _encodable(prefix):
+            return []  # SQLite cannot bind it, and no stream id can start with it
         params = stream_ids_params(prefix, after, limit)
         return [row[0] for row in self._fetch(self._sql.stream_ids, params)]
 
