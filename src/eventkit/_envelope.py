@@ -10,6 +10,8 @@ from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar, cast
 
 import attrs
 
+from eventkit.exceptions import ArgumentTypeError
+
 E = TypeVar("E", covariant=True)  # noqa: PLC0105 (the event type parameter of RecordedEvent)
 
 
@@ -47,7 +49,7 @@ def _metadata_dict(value: Mapping[str, str]) -> dict[str, str]:
     result = dict(value)  # a copy: the caller's dict must not change a frozen event
     for key, item in cast("Mapping[object, object]", result).items():
         if not isinstance(key, str) or not isinstance(item, str):
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"event metadata must map str to str; got {key!r}: {item!r} "
                 f"({type(key).__name__} -> {type(item).__name__})"
             )
