@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from eventkit._projections._policies import ParkOnError, RetryOnError, StopOnError
 from eventkit._projections._projection import STAGING_SUFFIX, Projection
+from eventkit._rules import storable
 from eventkit.exceptions import ArgumentError, ArgumentTypeError
 
 if TYPE_CHECKING:
@@ -18,10 +19,10 @@ def check_projection(projection: object) -> Projection:
     if not isinstance(projection, Projection):
         raise ArgumentTypeError(f"expected a Projection instance, got {projection!r}")
     name = getattr(projection, "name", None)
-    if not isinstance(name, str) or not name or name != name.strip():
+    if not isinstance(name, str) or not name or name != name.strip() or not storable(name):
         raise ArgumentError(
             f"{type(projection).__qualname__}.name must be a non-empty string without "
-            f"surrounding whitespace, got {name!r}"
+            f"surrounding whitespace, NUL or lone surrogates, got {name!r}"
         )
     if name.endswith(STAGING_SUFFIX):
         raise ArgumentError(f"projection name {name!r} must not end with {STAGING_SUFFIX!r}")

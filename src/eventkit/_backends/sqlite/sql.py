@@ -40,6 +40,12 @@ class Statements(SQLTemplates):
     read_stream_backwards = (
         _SELECT + " WHERE stream_id = ? AND version BETWEEN ? AND ? ORDER BY version DESC LIMIT ?"
     )
+    # Without an upper bound: SQLite sorts text and blobs after every number, so a row
+    # whose version was damaged into one is read (and refused), not silently left out.
+    read_stream_to_end = _SELECT + " WHERE stream_id = ? AND version >= ? ORDER BY version LIMIT ?"
+    read_stream_from_end = (
+        _SELECT + " WHERE stream_id = ? AND version >= ? ORDER BY version DESC LIMIT ?"
+    )
     read_all = _SELECT + " WHERE position > ? ORDER BY position LIMIT ?"
     read_all_of_types = _SELECT + " WHERE event_type IN ({marks}) AND position > ?"
     # Each step asks the index for the next stream id, and the walk stops at the first id
@@ -241,3 +247,50 @@ def _row_error(row: tuple[Any, ...], detail: str) -> SerializationError:
         position=position,
         event_type=event_type if event_type.__class__ is str else None,
     )
+
+
+def check_versions(stream_id: str, low: int, rows: list[EventRecord], *, backwards: bool) -> None:
+    """
+    Raise unless *rows*, read from *stream_id* from version *low* on, have no gap.
+
+    Versions are unique in a stream (an index says so), so a run of rows is whole when
+    its first and last versions are as far apart as it is long; forwards it must start
+    at *low*. A row whose version was changed by hand would otherwise be skipped.
+
+    Raises:
+        SerializationError: A version is missing, naming the stream and the gap.
+    """
+    if not rows:
+        return
+    first, last = rows[0].version, rows[-1].version
+    span = first - last if backwards else last - first
+    start = last if backwards else first
+    if span != len(rows) - 1 or (start != low and not backwards):
+        seen = sorted(row.version for row in rows)
+        expected = range(low if not backwards else seen[0], seen[-1] + 1)
+        missing = next(version for version in expected if version not in set(seen))
+        raise SerializationError(
+            f"the stored stream is damaged: version {missing} is missing between "
+            f"versions {seen[0]} and {seen[-1]}",
+            stream_id=stream_id,
+            version=missing,
+        )
+
+
+def stored_version(stream_id: str, value: Any) -> int:
+    """
+    Return a stream's version from its highest stored version, *value* (None: no events).
+
+    Raises:
+        SerializationError: The highest stored version is not an integer (SQLite sorts
+            text and blobs after numbers), naming the stream.
+    """
+    if value is None:
+        return 0
+    if value.__class__ is not int:
+        raise SerializationError(
+            f"the stored stream is damaged: a version column holds "
+            f"{type(value).__name__} {value!r:.60}",
+            stream_id=stream_id,
+        )
+    return int(value)

@@ -60,7 +60,9 @@ from eventkit._backends.sqlite.snapshots import snapshot_record, snapshot_row
 from eventkit._backends.sqlite.sql import (
     MAX_INT,
     Statements,
+    check_versions,
     records,
+    stored_version,
     stream_ids_params,
     uuid_from_bytes,
 )
@@ -361,9 +363,12 @@ class SQLiteEventStore(BaseEventStore):
         # one stream, and every statement counts when a transaction is this small.
         head, version = conn.execute(sql.head_and_version, (writes[0].stream_id,)).fetchone()
         head = head or 0
-        versions = [version or 0]
+        versions = [stored_version(writes[0].stream_id, version)]
         versions.extend(
-            conn.execute(sql.version, (write.stream_id,)).fetchone()[0] or 0 for write in writes[1:]
+            stored_version(
+                write.stream_id, conn.execute(sql.version, (write.stream_id,)).fetchone()[0]
+            )
+            for write in writes[1:]
         )
         try:
             plan = decide_append(writes, versions)
@@ -568,19 +573,26 @@ class SQLiteEventStore(BaseEventStore):
     def _read_stream(
         self, stream_id: str, low: int, high: int | None, *, backwards: bool, limit: int | None
     ) -> list[EventRecord]:
-        sql = self._sql.read_stream_backwards if backwards else self._sql.read_stream
-        params = (
-            stream_id,
-            min(low, MAX_INT),
-            MAX_INT if high is None else min(high, MAX_INT),
-            -1 if limit is None else min(limit, MAX_INT),
-        )
-        return records(self._fetch(sql, params))
+        count = -1 if limit is None else min(limit, MAX_INT)
+        if high is None:
+            sql = self._sql.read_stream_from_end if backwards else self._sql.read_stream_to_end
+            params: tuple[Any, ...] = (stream_id, min(low, MAX_INT), count)
+        else:
+            sql = self._sql.read_stream_backwards if backwards else self._sql.read_stream
+            params = (stream_id, min(low, MAX_INT), min(high, MAX_INT), count)
+        found = records(self._fetch(sql, params))
+        check_versions(stream_id, low, found, backwards=backwards)
+        return found
 
     def _read_all(
         self, after_position: int, limit: int | None, event_types: frozenset[str] | None
     ) -> Iterator[EventRecord]:
-        types = () if event_types is None else tuple(event_types)
+        types: tuple[str, ...] = ()
+        if event_types is not None:
+            # A name SQLite cannot bind is the name of no stored event.
+            types = tuple(name for name in event_types if _encodable(name))
+            if not types:
+                return
         sql = self._sql.read_all_of(len(types)) if types else self._sql.read_all
         after = min(after_position, MAX_INT)
         remaining = MAX_INT if limit is None else limit
@@ -599,8 +611,7 @@ class SQLiteEventStore(BaseEventStore):
         given: object = stream_id  # what was passed, whatever the annotation says
         if isinstance(given, str) and not _encodable(given):
             return 0  # no stream has this id: appends refuse it (check_stream_id)
-        version: int | None = self._fetch(self._sql.version, (stream_id,))[0][0]
-        return version or 0
+        return stored_version(stream_id, self._fetch(self._sql.version, (stream_id,))[0][0])
 
     def head_position(self) -> int:
         """Return the highest position in the store: 0 when it is empty."""
