@@ -18,3 +18,40 @@ timezones = st.sampled_from(
     [UTC, timezone(timedelta(hours=5, minutes=45)), timezone(timedelta(hours=-11))]
 )
 aware_datetimes = st.datetimes(timezones=timezones)
+
+# -- events of every supported type (tests/exact_events.py) ----------------------------------
+
+from tests.exact_events import Colour, Labelled, Place, Scalars, Shapes, Values  # noqa: E402
+
+finite_floats = st.floats(allow_nan=False, allow_infinity=False)
+scalars = st.builds(
+    Scalars,
+    text=any_text,
+    count=big_ints,
+    ratio=finite_floats,
+    flag=st.booleans(),
+    amount=exact_decimals,
+)
+values = st.builds(
+    Values,
+    ref=st.uuids(),
+    at=aware_datetimes,
+    day=st.dates(),
+    clock=st.times(),
+    colour=st.sampled_from(Colour),
+    blob=st.binary(max_size=12),
+)
+places = st.builds(Place, city=any_text, since=st.dates())
+shapes = st.builds(
+    Shapes,
+    tags=st.frozensets(any_text, max_size=3),
+    counts=st.lists(big_ints, max_size=3).map(tuple),
+    pair=st.tuples(big_ints, any_text),
+    names=st.lists(any_text, max_size=3),
+    scores=st.dictionaries(any_text, big_ints, max_size=3),
+    place=places,
+    note=st.none() | any_text,
+)
+labelled = st.builds(Labelled, amount=exact_decimals, label=any_text, size=big_ints)
+any_event = st.one_of(scalars, values, shapes)
+metadata = st.dictionaries(any_text, any_text, max_size=3)
