@@ -408,6 +408,9 @@ def _checked(cls: Any, detailed: _Hook) -> _Hook:
                 )
                 error.__notes__ = [note]
                 errors.append(error)
+            unknown = {key for key in value if key not in fields}
+            if unknown:  # both, so that data of another class reads as what it is
+                errors.append(cattrs.ForbiddenExtraKeysError("", cls, unknown))
             raise ClassValidationError(f"While structuring {cls.__qualname__}", errors, cls)
         return detailed(value, cls)
 
