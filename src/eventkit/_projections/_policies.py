@@ -7,7 +7,7 @@ from typing import TypeAlias
 
 import attrs
 
-from eventkit.exceptions import ArgumentError
+from eventkit.exceptions import ArgumentError, ArgumentTypeError
 
 
 @attrs.frozen
@@ -45,6 +45,11 @@ def _attempts(_: object, __: attrs.Attribute[int], value: object) -> None:
         raise ArgumentError(f"attempts must be an integer >= 1, got {value!r}")
 
 
+def _fallback(_: object, __: attrs.Attribute[StopOnError | ParkOnError], value: object) -> None:
+    if not isinstance(value, (StopOnError, ParkOnError)):
+        raise ArgumentTypeError(f"then must be StopOnError() or ParkOnError(), got {value!r}")
+
+
 @attrs.frozen
 class RetryOnError:
     """
@@ -74,9 +79,7 @@ class RetryOnError:
     delay: float = attrs.field(default=0.1, validator=_positive)
     factor: float = attrs.field(default=2.0, validator=_positive)
     max_delay: float = attrs.field(default=30.0, validator=_positive)
-    then: StopOnError | ParkOnError = attrs.field(
-        factory=StopOnError, validator=attrs.validators.instance_of((StopOnError, ParkOnError))
-    )
+    then: StopOnError | ParkOnError = attrs.field(factory=StopOnError, validator=_fallback)
 
     @property
     def delays(self) -> tuple[float, ...]:
