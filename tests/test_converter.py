@@ -7,7 +7,7 @@ import json
 import uuid
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 import attrs
 import pytest
@@ -21,6 +21,7 @@ from eventkit import (
     event,
     make_converter,
 )
+from eventkit._converter import describe
 from eventkit.backends import Codec, NewRecord
 from tests.records import stored
 
@@ -67,6 +68,26 @@ class Fields:
 WRITTEN = Fields()
 
 hooked = EventRegistry()
+T = TypeVar("T")
+
+
+class Code(str):
+    """A subclass of str, as users define for ids."""
+
+    __slots__ = ()
+
+
+@attrs.frozen
+class Box(Generic[T]):
+    item: T
+
+
+@event("strict.Odds", registry=registry)
+@attrs.frozen
+class Odds:
+    code: Code
+    box: Box[int]
+    small: float = 0.0
 
 
 @attrs.frozen
@@ -169,6 +190,68 @@ class TestRefusedValues:
         """A wrongly typed item of a list, tuple, set or nested class is named by its index."""
         with pytest.raises(SerializationError) as info:
             decode(record_with(**{field: value}))
+        assert str(info.value).endswith(f"@ {path}")
+
+
+class TestPythonValues:
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [
+            ("amount", Decimal("1.5")),
+            ("ref", uuid.UUID(int=5)),
+            ("at", datetime(2024, 1, 1, tzinfo=UTC)),
+            ("day", date(2024, 1, 1)),
+            ("clock", time(1, 2)),
+            ("blob", b"\x01"),
+            ("counts", (1, 2)),
+            ("tags", {"a"}),
+        ],
+    )
+    def test_an_upcasters_python_value_of_the_fields_type_is_kept(self, field, value):
+        """An upcaster may return the field's own Python type: it is exact, so it is kept."""
+        converter = make_converter()
+        data = converter.unstructure(WRITTEN) | {field: value}
+        assert getattr(converter.structure(data, Fields), field) == value
+
+    @pytest.mark.parametrize(
+        ("field", "value", "says"),
+        [
+            ("at", datetime(2024, 1, 1), "has no timezone"),  # noqa: DTZ001
+            ("at", date(2024, 1, 1), "expected an ISO 8601 datetime"),
+            ("day", datetime(2024, 1, 1, tzinfo=UTC), "expected an ISO 8601 date"),
+            ("blob", bytearray(b"x"), "expected base64 text"),
+            ("amount", 1.5, "expected a decimal number as a string"),
+        ],
+    )
+    def test_an_upcasters_python_value_of_another_type_is_refused(self, field, value, says):
+        """A Python value of another type than the field's is refused, as stored data is."""
+        converter = make_converter()
+        data = converter.unstructure(WRITTEN) | {field: value}
+        with pytest.raises(Exception) as info:  # noqa: PT011 (cattrs' error, described below)
+            converter.structure(data, Fields)
+        assert says in describe(info.value)
+
+    def test_subclasses_of_builtins_and_generic_classes_read_exactly(self):
+        """A str subclass field and a generic attrs class read back exactly, strictly."""
+        codec = Codec(registry)
+        value = Odds(Code("c-1"), Box(3))
+        decoded = codec.decode(stored(codec.encode(value))).event
+        assert (decoded, type(decoded.code)) == (value, Code)
+
+    @pytest.mark.parametrize(
+        ("changes", "path"),
+        [
+            ({"code": 5}, "$.code"),
+            ({"box": {"item": "3"}}, "$.box.item"),
+            ({"small": 10**400}, "$.small"),
+        ],
+    )
+    def test_subclasses_and_generic_classes_are_read_strictly(self, changes, path):
+        """The same rules hold inside generic classes and for subclasses of builtins."""
+        data = {"code": "c", "box": {"item": 1}, "small": 0.0} | changes
+        record = NewRecord(uuid.uuid4(), "strict.Odds", 1, json.dumps(data), "{}")
+        with pytest.raises(SerializationError) as info:
+            Codec(registry).decode(stored(record))
         assert str(info.value).endswith(f"@ {path}")
 
 

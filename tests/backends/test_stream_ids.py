@@ -88,3 +88,11 @@ class TestStreamIds:
         """A stream id of another type raises ArgumentTypeError, a TypeError."""
         with pytest.raises(ArgumentTypeError, match="stream_id"):
             check_stream_id(42)
+
+    @pytest.mark.parametrize("name", ["\ud800", "contract.Deposited\x00"])
+    def test_a_type_name_no_backend_stores_selects_nothing_everywhere(self, name):
+        """read_all by a type name that cannot be stored yields nothing, on every backend."""
+        for store in both_stores():
+            store.append("s", _deposits(1))
+            assert list(store.read_all(event_types=[name])) == []
+            store.close()

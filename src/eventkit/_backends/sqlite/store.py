@@ -69,7 +69,7 @@ from eventkit._backends.sqlite.sql import (
 from eventkit._records import StoredEventRef
 from eventkit._rules import AppendPlan, decide_append
 from eventkit._store import BaseEventStore
-from eventkit.exceptions import ArgumentError, ConcurrencyError, SerializationError, StoreError
+from eventkit.exceptions import ArgumentError, ConcurrencyError, StoreError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -378,7 +378,7 @@ class SQLiteEventStore(BaseEventStore):
         # Taken under the write lock, so that recorded_at never decreases along positions.
         stamp = datetime.now(UTC).isoformat(timespec="microseconds")
         try:
-            self._insert(conn, plan, head, stamp)
+            self._insert_rows(conn, plan, head, stamp)
         except sqlite3.IntegrityError:
             # An id is stored already: an idempotent retry, or a collision. Ids are not
             # looked up before inserting, because appends of new ids (nearly all of
@@ -389,24 +389,8 @@ class SQLiteEventStore(BaseEventStore):
             if not found:  # pragma: no cover (a defence: versions come from max(version))
                 raise
             plan = decide_append(writes, versions, found)
-            self._insert(conn, plan, head, stamp)
-        return plan.results(range(head + 1, head + 1 + len(plan.rows)))
-
-    def _insert(self, conn: sqlite3.Connection, plan: AppendPlan, head: int, stamp: str) -> None:
-        try:
             self._insert_rows(conn, plan, head, stamp)
-        except UnicodeEncodeError as exc:
-            # Off the hot path: find the event that holds text SQLite cannot store.
-            for stream_id, version, record in plan.rows:  # pragma: no branch
-                texts = (stream_id, record.event_type, record.data, record.metadata)
-                if not all(_encodable(text) for text in texts):
-                    raise SerializationError(
-                        f"text with a lone surrogate cannot be stored in SQLite: {exc}",
-                        stream_id=stream_id,
-                        version=version,
-                        event_type=record.event_type,
-                    ) from exc
-            raise  # pragma: no cover (one of the rows failed to encode)
+        return plan.results(range(head + 1, head + 1 + len(plan.rows)))
 
     def _insert_rows(
         self, conn: sqlite3.Connection, plan: AppendPlan, head: int, stamp: str
