@@ -473,7 +473,7 @@ def make_converter() -> cattrs.Converter:
 
     Reading is strict: a value is returned exactly as it was written, or structuring
     raises. Each value must have the JSON type its field is written as (a string for
-    ``str``, `~decimal.Decimal`, `~uuid.UUID`, dates and times, bytes; an integer for
+    ``str``, ``Decimal``, ``UUID``, dates and times, bytes; an integer for
     ``int``; ``true``/``false`` for ``bool``; a number for ``float``, an integer only
     when it is exactly a float; an array for lists, tuples and sets; an object for
     dicts and attrs classes), and an object must have exactly the keys of its class:

@@ -170,7 +170,7 @@ class SerializationError(EventKitError, ValueError):
 
     Reading raises it, rather than return anything but the value that was written,
     when stored data does not fit its class (a ``null`` where a string was written, a
-    float where a `~decimal.Decimal` was, a key the class does not have), when an
+    float where a ``Decimal`` was, a key the class does not have), when an
     upcaster returns data that does not fit, and when a stored row itself is damaged
     (metadata that is not a JSON object of strings, an event id that is not 16 bytes,
     a version that is not an integer, a damaged snapshot row). Its message names the
