@@ -87,6 +87,7 @@ class TestArgumentErrors:
             lambda: memory().save_snapshot("not a record"),
             lambda: memory().save_snapshot(_snapshot(state=b"{}")),
             lambda: NewEvent(MoneyDeposited(Decimal(1)), metadata={"n": 1}),
+            lambda: NewEvent(MoneyDeposited(Decimal(1)), event_id="0" * 32),
             lambda: Repository(memory(), Account, snapshot_policy=3),
             lambda: SQLiteEventStore(":memory:", table_prefix=3),
             lambda: ProjectionRunner(memory(), object()),

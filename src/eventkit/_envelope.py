@@ -56,6 +56,11 @@ def _metadata_dict(value: Mapping[str, str]) -> dict[str, str]:
     return result
 
 
+def _uuid(_: object, __: attrs.Attribute[uuid.UUID], value: object) -> None:
+    if not isinstance(value, uuid.UUID):
+        raise ArgumentTypeError(f"event_id must be a UUID, got {value!r}")
+
+
 @attrs.frozen
 class NewEvent:
     """
@@ -77,9 +82,7 @@ class NewEvent:
     """
 
     event: Any
-    event_id: uuid.UUID = attrs.field(
-        factory=uuid.uuid4, validator=attrs.validators.instance_of(uuid.UUID), kw_only=True
-    )
+    event_id: uuid.UUID = attrs.field(factory=uuid.uuid4, validator=_uuid, kw_only=True)
     metadata: Mapping[str, str] = attrs.field(factory=dict, converter=_metadata_dict, kw_only=True)
 
 
