@@ -171,10 +171,10 @@ def records(rows: list[Any]) -> list[EventRecord]:
         # an integer belongs, or a blob of another length. One chain of identity checks
         # per row keeps that from reading as a record with a different value.
         if not (
-            int is version.__class__ is position.__class__ is schema_version.__class__
-            and str is stream_id.__class__ is event_type.__class__ is data.__class__
-            and str is meta.__class__
-            and event_id.__class__ is bytes
+            int is type(version) is type(position) is type(schema_version)
+            and str is type(stream_id) is type(event_type) is type(data)
+            and str is type(meta)
+            and type(event_id) is bytes
             and len(event_id) == _UUID_BYTES
         ):
             raise damaged_row(row)
@@ -229,7 +229,7 @@ def _recorded_at(row: tuple[Any, ...]) -> datetime:
 def damaged_row(row: tuple[Any, ...]) -> SerializationError:
     """Return the error for an event row one of whose columns has the wrong type."""
     for (name, kind), value in zip(_COLUMNS, row, strict=True):
-        if value.__class__ is not kind:
+        if type(value) is not kind:
             return _row_error(row, f"column {name} holds {_shown(value)}, not {kind.__name__}")
     return _row_error(row, f"event_id is {len(row[3])} bytes long, not {_UUID_BYTES}")
 
@@ -242,10 +242,10 @@ def _row_error(row: tuple[Any, ...], detail: str) -> SerializationError:
     stream_id, version, position, _, event_type = row[:5]
     return SerializationError(
         f"the stored event row is damaged: {detail}",
-        stream_id=stream_id if stream_id.__class__ is str else repr(stream_id),
+        stream_id=stream_id if type(stream_id) is str else repr(stream_id),
         version=version,
         position=position,
-        event_type=event_type if event_type.__class__ is str else None,
+        event_type=event_type if type(event_type) is str else None,
     )
 
 
@@ -287,7 +287,7 @@ def stored_version(stream_id: str, value: Any) -> int:
     """
     if value is None:
         return 0
-    if value.__class__ is not int:
+    if type(value) is not int:
         raise SerializationError(
             f"the stored stream is damaged: a version column holds "
             f"{type(value).__name__} {value!r:.60}",
