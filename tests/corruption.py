@@ -11,13 +11,9 @@ psycopg connection), and list it in `ROWS`.
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar
 
-from hypothesis import strategies as st
-
 from eventkit import InMemoryEventStore, SQLiteEventStore
-from tests.exact_events import ACCEPTED, REPLACEMENTS, json_kind
 
 
 class InMemoryRows:
@@ -91,57 +87,10 @@ class SQLiteRows:
 ROWS = [InMemoryRows(), SQLiteRows()]
 
 
-# -- ways to damage JSON text ------------------------------------------------------------------
-
-
-@st.composite
-def damaged_object(draw, text: str, accepted: dict[str, set[str]]) -> str:
-    """
-    Return the JSON object *text* damaged so that no strict reader can accept it.
-
-    A value is given a JSON kind its field does not accept, a key is dropped or one
-    added, the text is cut short or replaced by what is not an object.
-    """
-    data = json.loads(text)
-    ways = ["truncate", "not json", "not an object", "add a key"]
-    if data:
-        ways += ["drop a key", "change a type"]
-    way = draw(st.sampled_from(ways))
-    if way == "truncate":
-        return text[: draw(st.integers(0, len(text) - 1))]
-    if way == "not json":
-        return draw(st.sampled_from(["", "not json", "NaN", "{'single': 'quotes'}", "{1: 2}"]))
-    if way == "not an object":
-        return json.dumps(draw(st.sampled_from([[], "text", 3, None, True])))
-    if way == "add a key":
-        key = draw(st.text(min_size=1, max_size=5).filter(lambda k: k not in data))
-        return json.dumps({**data, key: draw(st.sampled_from(list(REPLACEMENTS.values())))})
-    key = draw(st.sampled_from(sorted(data)))
-    if way == "drop a key":
-        return json.dumps({k: v for k, v in data.items() if k != key})
-    wrong = sorted(set(REPLACEMENTS) - accepted.get(key, set()) - {json_kind(data[key])})
-    return json.dumps({**data, key: REPLACEMENTS[draw(st.sampled_from(wrong))]})
-
-
-@st.composite
-def damaged_metadata(draw, text: str) -> str:
-    """Return metadata text that is not a JSON object of strings."""
-    data = json.loads(text)
-    ways = ["not json", "not an object", "a value not a string"]
-    if text != "{}":
-        ways.append("truncate")
-    way = draw(st.sampled_from(ways))
-    if way == "truncate":
-        return text[: draw(st.integers(1, len(text) - 1))]
-    if way == "not json":
-        return draw(st.sampled_from(["", "nope", "{", "NaN"]))
-    if way == "not an object":
-        return json.dumps(draw(st.sampled_from([["a"], "a", 1, None])))
-    value = draw(st.sampled_from([None, 1, 1.5, True, [], {}]))
-    return json.dumps({**data, draw(st.text(max_size=4)): value})
-
-
 # -- ways to damage a column's type (backends that store bytes) ---------------------------------
+
+# Type names a stored event's may be changed to: none of them fits another's data.
+OTHER_TYPES = ["exact.Scalars", "exact.Values", "exact.Shapes", "exact.Gone"]
 
 EVENT_COLUMN_DAMAGE = {
     "version": ["x1", 1.5, b"\x01"],
@@ -153,7 +102,12 @@ EVENT_COLUMN_DAMAGE = {
     "event_type": [b"exact.Scalars", 7],
 }
 
-
-def field_kinds() -> dict[str, set[str]]:
-    """Return the JSON kinds each field of the exact events accepts."""
-    return ACCEPTED
+SNAPSHOT_COLUMN_DAMAGE = {
+    "version": ["x", 1.5, b"\x01"],
+    "event_id": [b"\x00" * 15, "0" * 32, 3],
+    "snapshot_version": ["one", 1.5],
+    "state": [b"{}", 5],
+    "taken_at": ["yesterday", "2024-01-01T00:00:00", 5, b"\x00"],
+    "aggregate_type": [b"Wallet", 7],
+    "build_seconds": ["slow", b"\x00"],
+}

@@ -135,6 +135,17 @@ def json_kind(value: object) -> str:
     return kinds[type(value)]
 
 
+# The JSON kinds each field of a Wallet's snapshot state accepts.
+WALLET_ACCEPTED = {
+    "id": {"string"},
+    "version": {"integer"},
+    "owner": {"string"},
+    "total": {"string", "integer"},
+    "count": {"integer"},
+    "tags": {"array"},
+}
+
+
 @attrs.define
 class Wallet(Aggregate):
     """An aggregate whose state has fields of several kinds, for snapshot damage."""

@@ -12,7 +12,6 @@ from typing import Generic, Literal, TypeVar
 import attrs
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 
 from eventkit import (
     EventRegistry,
@@ -24,6 +23,7 @@ from eventkit import (
 from eventkit._converter import describe
 from eventkit.backends import Codec, NewRecord
 from tests.records import stored
+from tests.strategies import all_text
 
 registry = EventRegistry()
 NIL = uuid.UUID(int=0)
@@ -318,7 +318,7 @@ class TestAcceptedValues:
         """A JSON integer for a Decimal field is exact, so it reads as that Decimal."""
         assert decode(record_with(amount=10**30)).amount == Decimal(10**30)
 
-    @given(st.text(max_size=20))
+    @given(all_text)
     def test_any_text_round_trips_lone_surrogates_included(self, text):
         """Any Python string, lone surrogates included, is stored as valid UTF-8 and read back."""
         codec = Codec(registry)

@@ -3,8 +3,8 @@
 Each property stores generated events, damages one stored row the way an operator's
 edit or a failing disk would, and reads everything back: each row must come back
 exactly as written, or reading it must raise an `EventKitError` naming its stream and
-version (or position). The damage helpers live in `tests/corruption.py`, one class per
-backend.
+version (or position). The helpers that damage rows live in `tests/corruption.py`, one
+class per backend; the strategies that choose the damage in `tests/strategies.py`.
 """
 
 from __future__ import annotations
@@ -24,13 +24,7 @@ from eventkit import (
     UpcastError,
 )
 from eventkit.backends import NewRecord, RecordWrite
-from tests.corruption import (
-    EVENT_COLUMN_DAMAGE,
-    ROWS,
-    damaged_metadata,
-    damaged_object,
-    field_kinds,
-)
+from tests.corruption import ROWS
 from tests.exact_events import (
     ACCEPTED,
     REPLACEMENTS,
@@ -40,56 +34,18 @@ from tests.exact_events import (
     registry,
     upcast_registry,
 )
-from tests.strategies import any_event, labelled, metadata, scalars, shapes
+from tests.strategies import (
+    any_event,
+    event_damage,
+    labelled,
+    metadata,
+    mistakes,
+    scalars,
+    shapes,
+    snapshot_damage,
+)
 
 STREAMS = ("a", "b", "c")
-OTHER_TYPES = ["exact.Scalars", "exact.Values", "exact.Shapes", "exact.Gone"]
-WALLET_FIELDS = {
-    "id": {"string"},
-    "version": {"integer"},
-    "owner": {"string"},
-    "total": {"string", "integer"},
-    "count": {"integer"},
-    "tags": {"array"},
-}
-SNAPSHOT_COLUMN_DAMAGE = {
-    "version": ["x", 1.5, b"\x01"],
-    "event_id": [b"\x00" * 15, "0" * 32, 3],
-    "snapshot_version": ["one", 1.5],
-    "state": [b"{}", 5],
-    "taken_at": ["yesterday", "2024-01-01T00:00:00", 5, b"\x00"],
-    "aggregate_type": [b"Wallet", 7],
-    "build_seconds": ["slow", b"\x00"],
-}
-
-
-@st.composite
-def event_damage(draw, rows, columns):
-    """Return new values for some columns of a stored event, such that it cannot fit."""
-    kinds = ["data", "metadata", "event_type", "schema_version"]
-    if not rows.typed_columns:
-        kinds.append("column")
-    kind = draw(st.sampled_from(kinds))
-    if kind == "data":
-        return {"data": draw(damaged_object(columns["data"], field_kinds()))}
-    if kind == "metadata":
-        return {"metadata": draw(damaged_metadata(columns["metadata"]))}
-    if kind == "event_type":
-        others = [name for name in OTHER_TYPES if name != columns["event_type"]]
-        return {"event_type": draw(st.sampled_from(others))}
-    if kind == "schema_version":
-        return {"schema_version": draw(st.sampled_from([0, 2, 99]))}
-    name = draw(st.sampled_from(sorted(EVENT_COLUMN_DAMAGE)))
-    return {name: draw(st.sampled_from(EVENT_COLUMN_DAMAGE[name]))}
-
-
-@st.composite
-def snapshot_damage(draw, rows, columns):
-    """Return new values for some columns of a stored snapshot, such that it cannot load."""
-    if rows.typed_columns or draw(st.booleans()):
-        return {"state": draw(damaged_object(columns["state"], WALLET_FIELDS))}
-    name = draw(st.sampled_from(sorted(SNAPSHOT_COLUMN_DAMAGE)))
-    return {name: draw(st.sampled_from(SNAPSHOT_COLUMN_DAMAGE[name]))}
 
 
 def outcome(read):
@@ -182,22 +138,6 @@ class TestDamagedSnapshots:
             assert [getattr(record, f) for f in fields] == [stored[f] for f in fields]
             assert record.event_id.bytes == stored["event_id"]
         store.close()
-
-
-@st.composite
-def mistakes(draw):
-    """Return a function that gets an upcaster's result wrong, and what it does."""
-    way = draw(st.sampled_from(["change a type", "drop a key", "add a key", "not a dict"]))
-    key = draw(st.sampled_from(["amount", "label", "size"]))
-    if way == "drop a key":
-        return lambda data: {k: v for k, v in data.items() if k != key}
-    if way == "add a key":
-        return lambda data: {**data, "extra": 1}
-    if way == "not a dict":
-        return lambda data: list(data.items())
-    wrong = sorted(set(REPLACEMENTS) - ACCEPTED[key])
-    value = REPLACEMENTS[draw(st.sampled_from(wrong))]
-    return lambda data: {**data, key: value}
 
 
 @pytest.mark.parametrize("rows", ROWS, ids=lambda rows: rows.name)
