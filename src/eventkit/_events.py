@@ -401,6 +401,15 @@ class EventRegistry:
         """Return the entry registered under *name*, or None."""
         return self._by_name.get(name)
 
+    def lookup(self) -> Callable[[str], EventType | None]:
+        """
+        Return a function that does what `get` does, for paths that run once per event.
+
+        It reads the registry's live table, so it sees later registrations too, and it
+        is the table's own ``get``: no Python frame per call.
+        """
+        return self._by_name.get
+
 
 def _check_name(name: object, prefix: str) -> None:
     # Type names are stored in a column of every backend: PostgreSQL's text cannot hold

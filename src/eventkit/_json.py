@@ -57,6 +57,13 @@ def _refuse_constant(name: str) -> Any:
 _json_decoder = json.JSONDecoder(parse_constant=_refuse_constant)
 # The decoder's C scanner (an instance attribute, untyped in the stubs).
 _scan_json: Callable[[str, int], tuple[Any, int]] = vars(_json_decoder)["scan_once"]
+scan_json = _scan_json
+"""
+Return ``(value, end)`` for the JSON value at the start of a text, as `decode_json` reads it.
+
+The C scanner itself, for the one path that runs per event: when *end* is not the
+text's length (whitespace, more text) or it raises, call `decode_json`, which decides.
+"""
 
 
 def decode_json(text: str) -> Any:

@@ -25,12 +25,14 @@ from eventkit._json import (
     decode_metadata,
     encode_json,
     encode_metadata,
+    scan_json,
 )
 from eventkit._records import EventRecord, NewRecord
 from eventkit._upcasting import UpcastChains, chain_error
 from eventkit.exceptions import SerializationError, UnknownEventType, UpcastError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from collections.abc import Set as AbstractSet
 
     from eventkit._events import EventRegistry, EventType
@@ -55,6 +57,8 @@ class Codec:
         self.registry = registry
         self.converter = converter if converter is not None else make_converter()
         self.upcasting = UpcastChains(registry)
+        self._entry = registry.lookup()
+        self._hook = _hook_lookup(self.converter)
 
     def encode(self, item: object) -> NewRecord:
         """
@@ -94,11 +98,26 @@ class Codec:
             SerializationError: The stored data is not valid JSON or does not fit the class.
         """
         # Unpacked once: reading fields of a NamedTuple by name costs more, per event.
-        stream_id, version, position, event_id, event_type, _, _, metadata, at = record
-        entry = self.registry.get(event_type)
+        stream_id, version, position, event_id, event_type, schema_version, data, metadata, at = (
+            record
+        )
+        entry = self._entry(event_type)
         if entry is None:
             return self._decode_unregistered(record)
-        event = self.decode_event(record, entry)
+        event: Any = _NOT_READ
+        if schema_version == entry.version:
+            # The common case, in one frame: compact JSON at the current version that fits.
+            # Anything else (whitespace, bad JSON, data that does not fit) takes the
+            # general path, which decides what it is and names it.
+            cls = entry.cls
+            try:
+                value, end = scan_json(data, 0)
+                if end == len(data):
+                    event = self._hook(cls)(value, cls)
+            except Exception:  # noqa: BLE001, S110 (decode_event says what went wrong)
+                pass
+        if event is _NOT_READ:
+            event = self.decode_event(record, entry)
         return RecordedEvent(
             stream_id,
             version,
@@ -223,6 +242,19 @@ class Codec:
             raise SerializationError(
                 f"stored state does not fit {cls.__qualname__}: {_describe(exc)}"
             ) from exc
+
+
+_NOT_READ: Any = object()
+
+
+def _hook_lookup(converter: cattrs.Converter) -> Callable[[type], Callable[[Any, type], Any]]:
+    """Return the converter's cached lookup of structuring hooks, or a function doing as it does."""
+    # cattrs keeps hooks in an lru_cache that it clears whenever a hook is registered,
+    # so calling it directly stays correct and saves converter.structure's own frame.
+    dispatch = getattr(getattr(converter, "_structure_func", None), "dispatch", None)
+    if callable(dispatch):
+        return dispatch  # type: ignore[no-any-return]
+    return converter.get_structure_hook  # pragma: no cover (a cattrs without the cache)
 
 
 def _record_error(record: EventRecord, detail: str) -> SerializationError:

@@ -115,7 +115,8 @@ class TestDamagedEventRows:
         """Data that is bytes rather than text raises, naming the row."""
         damage(path, "UPDATE eventkit_events SET data = CAST(data AS BLOB) WHERE position = 1")
         for error in read_error(store):
-            assert "column data holds bytes" in str(error)
+            assert (error.stream_id, error.version, error.position) == ("account-1", 1, 1)
+            assert "stored data is not valid JSON: first argument must be a string" in str(error)
 
     def test_a_type_name_changed_to_an_unknown_one_is_named(self, store, path):
         """A type name no class claims raises UnknownEventType with the row's place."""

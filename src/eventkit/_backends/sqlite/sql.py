@@ -167,14 +167,17 @@ def records(rows: list[Any]) -> list[EventRecord]:
     last_text, last_time = "", datetime.min.replace(tzinfo=UTC)
     for row in rows:
         stream_id, version, position, event_id, event_type, schema_version, data, meta, at = row
-        # SQLite keeps any value in any column: a row edited by hand may hold text where
-        # an integer belongs, or a blob of another length. One chain of identity checks
-        # per row keeps that from reading as a record with a different value.
+        # SQLite keeps values of any type in any column: a row edited by hand may hold
+        # text where an integer belongs, or a blob of another length. Checked here is
+        # what could otherwise read as a different value; position is the rowid, always
+        # an integer, and the text columns' affinity turns numbers into text, so they can
+        # only hold a blob, which the codec refuses when it reads them. (__class__ is the
+        # cheapest type check per row: this loop runs for every event read.)
         if not (
-            int is type(version) is type(position) is type(schema_version)
-            and str is type(stream_id) is type(event_type) is type(data)
-            and str is type(meta)
-            and type(event_id) is bytes
+            version.__class__ is int
+            and schema_version.__class__ is int
+            and stream_id.__class__ is str
+            and event_id.__class__ is bytes
             and len(event_id) == _UUID_BYTES
         ):
             raise damaged_row(row)
