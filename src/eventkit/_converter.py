@@ -58,29 +58,29 @@ def _refuse(expected: str, value: object) -> StoredValueError:
 
 
 def _structure_str(value: Any, cls: Any) -> Any:
-    if type(value) is str and cls is str:
+    if value.__class__ is str and cls is str:
         return value
     return _subclass_or_refuse(value, cls, str, "a string")
 
 
 def _structure_int(value: Any, cls: Any) -> Any:
-    if type(value) is int and cls is int:
+    if value.__class__ is int and cls is int:
         return value
     return _subclass_or_refuse(value, cls, int, "an integer")
 
 
 def _structure_bool(value: Any, _: Any) -> Any:
-    if type(value) is bool:
+    if value.__class__ is bool:
         return value
     raise _refuse("true or false", value)
 
 
 def _structure_float(value: Any, cls: Any) -> Any:
-    if type(value) is float and cls is float:
+    if value.__class__ is float and cls is float:
         return value
     # JSON has one number type: a writer may drop ".0". An integer is accepted when it
     # is exactly a float; a larger one would come back rounded.
-    if type(value) is int and cls is float:
+    if value.__class__ is int and cls is float:
         try:
             result = float(value)
         except OverflowError:
@@ -94,7 +94,7 @@ def _structure_float(value: Any, cls: Any) -> Any:
 def _subclass_or_refuse(value: Any, cls: Any, base: type, expected: str) -> Any:
     if isinstance(cls, type) and issubclass(cls, enum.Enum):
         return _structure_enum(value, cls)
-    if cls is not base and isinstance(cls, type) and type(value) is base:
+    if cls is not base and isinstance(cls, type) and value.__class__ is base:
         return cls(value)  # a subclass of a builtin, built from the builtin, as cattrs does
     raise _refuse(expected, value)
 
@@ -108,13 +108,13 @@ def _structure_enum(value: Any, cls: Any) -> Any:
             f"{value!r:.60} is not a value of {cls.__qualname__} ({names})"
         ) from None
     # Enum lookup goes by equality: 1.0 and True would find the member whose value is 1.
-    if type(member.value) is not type(value):
+    if member.value.__class__ is not value.__class__:
         raise _refuse(f"{member.value!r} as a JSON {json_kind(member.value)}", value)
     return member
 
 
 def _structure_decimal(value: Any, _: Any) -> Decimal:
-    if type(value) is str:
+    if value.__class__ is str:
         try:
             result = Decimal(value)
         except InvalidOperation:
@@ -124,31 +124,31 @@ def _structure_decimal(value: Any, _: Any) -> Decimal:
         if str(result) != value:
             raise StoredValueError(f"{value!r:.60} is not a decimal as eventkit writes it")
         return result
-    if type(value) is int or type(value) is Decimal:
+    if value.__class__ is int or value.__class__ is Decimal:
         return Decimal(value)
     # A float has lost the decimal digits it was meant to hold: refused, not guessed.
     raise _refuse("a decimal number as a string", value)
 
 
 def _structure_uuid(value: Any, _: Any) -> UUID:
-    if type(value) is str:
+    if value.__class__ is str:
         try:
             return UUID(value)
         except ValueError:
             raise StoredValueError(f"{value!r:.60} is not a UUID") from None
-    if type(value) is UUID:
+    if value.__class__ is UUID:
         return value
     raise _refuse("a UUID as a string", value)
 
 
 def _structure_datetime(value: Any, _: Any) -> datetime:
     result = value
-    if type(value) is str:
+    if value.__class__ is str:
         try:
             result = datetime.fromisoformat(value)
         except ValueError:
             raise StoredValueError(f"{value!r:.60} is not an ISO 8601 datetime") from None
-    elif type(value) is not datetime:
+    elif value.__class__ is not datetime:
         raise _refuse("an ISO 8601 datetime as a string", value)
     # Datetimes are written with their offset; one without has lost it.
     if result.utcoffset() is None:
@@ -158,12 +158,12 @@ def _structure_datetime(value: Any, _: Any) -> datetime:
 
 def _temporal(cls: type[date | time], name: str) -> _Hook:
     def structure(value: Any, _: Any) -> Any:
-        if type(value) is str:
+        if value.__class__ is str:
             try:
                 return cls.fromisoformat(value)
             except ValueError:
                 raise StoredValueError(f"{value!r:.60} is not an ISO 8601 {name}") from None
-        if type(value) is cls:
+        if value.__class__ is cls:
             return value
         raise _refuse(f"an ISO 8601 {name} as a string", value)
 
@@ -171,14 +171,14 @@ def _temporal(cls: type[date | time], name: str) -> _Hook:
 
 
 def _structure_bytes(value: Any, cls: Any) -> Any:
-    if type(value) is str:
+    if value.__class__ is str:
         try:
             # validate=True: the default skips characters outside the alphabet, which
             # would read garbage as some other bytes.
             return base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError):
             raise StoredValueError(f"{value!r:.60} is not base64") from None
-    if type(value) is bytes and cls is bytes:
+    if value.__class__ is bytes and cls is bytes:
         return value
     raise _refuse("base64 text", value)
 
@@ -236,7 +236,7 @@ def _array_factory(converter: cattrs.Converter) -> typing.Callable[[Any], _Hook]
         make: type = tuple if (typing.get_origin(cls) or cls) is tuple else list
 
         def structure(value: Any, _: Any) -> Any:
-            if type(value) is not list and type(value) is not tuple:
+            if value.__class__ is not list and value.__class__ is not tuple:
                 raise _refuse("an array", value)
             try:
                 return make([hook(item, item_type) for item in value])
@@ -256,7 +256,7 @@ def _fixed_tuple_factory(converter: cattrs.Converter) -> typing.Callable[[Any], 
         hooks = [converter.get_structure_hook(item_type) for item_type in item_types]
 
         def structure(value: Any, _: Any) -> Any:
-            if type(value) is not list and type(value) is not tuple:
+            if value.__class__ is not list and value.__class__ is not tuple:
                 raise _refuse(f"an array of {len(item_types)} items", value)
             if len(value) != len(item_types):
                 raise StoredValueError(
@@ -292,7 +292,7 @@ def _set_factory(converter: cattrs.Converter) -> typing.Callable[[Any], _Hook]:
         make: type = set if origin in (set, collections.abc.MutableSet) else frozenset
 
         def structure(value: Any, _: Any) -> Any:
-            if type(value) not in (list, tuple, set, frozenset):
+            if value.__class__ not in (list, tuple, set, frozenset):
                 raise _refuse("an array", value)
             try:
                 result = make([hook(item, item_type) for item in value])
@@ -318,7 +318,7 @@ def _mapping_factory(converter: cattrs.Converter) -> typing.Callable[[Any], _Hoo
         value_hook = converter.get_structure_hook(value_type)
 
         def structure(value: Any, _: Any) -> Any:
-            if type(value) is not dict:
+            if value.__class__ is not dict:
                 raise _refuse("an object", value)
             result = {}
             for key, item in value.items():
@@ -337,7 +337,7 @@ def _key_hook(converter: cattrs.Converter, key_type: Any) -> _Hook:
     if key_type is int:
         # JSON keys are strings: an int key is written as its decimal digits.
         def structure_int_key(key: Any, _: Any) -> int:
-            if type(key) is str and key.lstrip("-").isdigit():
+            if key.__class__ is str and key.lstrip("-").isdigit():
                 number = int(key)
                 if str(number) == key:
                     return number
@@ -362,7 +362,7 @@ def _is_plain_literal(cls: Any) -> bool:
 def _structure_literal(value: Any, cls: Any) -> Any:
     # By type as well as value: Literal[1] does not accept true, nor 1.0.
     for allowed in typing.get_args(cls):
-        if type(value) is type(allowed) and value == allowed:
+        if value.__class__ is allowed.__class__ and value == allowed:
             return value
     raise StoredValueError(f"{value!r:.60} is not one of {typing.get_args(cls)!r}")
 
@@ -394,7 +394,7 @@ def _checked(cls: Any, detailed: _Hook) -> _Hook:
     fields = {field.name: field for field in attrs.fields(cls) if field.init}
 
     def structure(value: Any, _: Any = None) -> Any:
-        if type(value) is not dict:
+        if value.__class__ is not dict:
             raise _refuse("an object", value)
         # cattrs fills a missing field with its default: that would read stored data as
         # something it was not. Unknown keys are refused by the converter itself.
@@ -433,7 +433,7 @@ def _generate(cls: Any, converter: cattrs.Converter, fields: list[Any], slow: _H
         elif hook is _INLINE.get(field.type):
             name = field.type.__name__
             namespace[f"__{name}"] = field.type
-            value = f"({item} if type({item}) is __{name} else __fail())"
+            value = f"({item} if {item}.__class__ is __{name} else __fail())"
         else:
             namespace[f"__h{index}"] = hook
             namespace[f"__t{index}"] = field.type
@@ -441,7 +441,7 @@ def _generate(cls: Any, converter: cattrs.Converter, fields: list[Any], slow: _H
         arguments.append(f"{field.alias}={value}")
     lines = [
         "def structure(o, _=None):",
-        f"    if type(o) is not dict or len(o) != {len(fields)}:",
+        f"    if o.__class__ is not dict or len(o) != {len(fields)}:",
         "        return __slow(o)",
         "    try:",
         f"        return __cl({', '.join(arguments)})",

@@ -104,10 +104,10 @@ def decode_metadata(text: str) -> dict[str, str]:
     if text == EMPTY_METADATA:
         return {}
     result = decode_json(text)
-    if type(result) is not dict:
+    if result.__class__ is not dict:
         raise ValueError(f"metadata must be a JSON object, got a JSON {json_kind(result)}")
     for key, value in result.items():
-        if type(value) is not str:
+        if value.__class__ is not str:
             raise ValueError(
                 f"metadata values must be strings; {key!r} is a JSON {json_kind(value)}"
             )

@@ -330,7 +330,7 @@ def _check_record(stream_id: str, record: NewRecord) -> None:
     # What the codec writes always passes; records from tooling are checked here, so
     # that no backend stores what another could not.
     event_type, data, metadata = record.event_type, record.data, record.metadata
-    if str is type(event_type) is type(data) is type(metadata):
+    if str is event_type.__class__ is data.__class__ is metadata.__class__:
         if event_type and storable(event_type) and storable(data) and storable(metadata):
             return
         raise ArgumentError(

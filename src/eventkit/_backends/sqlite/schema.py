@@ -158,7 +158,7 @@ def stored_version(conn: sqlite3.Connection, prefix: str, name: str) -> int:
     value = row[0]
     # Written by migrate() as the digits of a version >= 1; anything else is damage, and
     # guessing a version would migrate, or refuse, the wrong tables.
-    if type(value) is not str or not value.isascii() or not value.isdigit():
+    if value.__class__ is not str or not value.isascii() or not value.isdigit():
         raise StoreError(
             f"SQLite event store {name!r}: the schema version in table {prefix}meta is "
             f"damaged ({type(value).__name__} {value!r:.60}, not a version number)"

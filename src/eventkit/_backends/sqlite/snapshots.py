@@ -52,7 +52,7 @@ def snapshot_record(row: tuple[Any, ...]) -> SnapshotRecord:
     stream_id, aggregate_type, version, event_id, snapshot_version, state, taken_at, took = row
     for (name, kind), value in zip(_COLUMNS, row, strict=True):
         # SQLite gives back an integral REAL as an int: both are a number of seconds.
-        if type(value) is not kind and not (kind is float and type(value) is int):
+        if value.__class__ is not kind and not (kind is float and value.__class__ is int):
             raise _damaged(row, f"column {name} holds {type(value).__name__} {value!r:.60}")
     if len(event_id) != _UUID_BYTES:
         raise _damaged(row, f"event_id is {len(event_id)} bytes long, not {_UUID_BYTES}")
@@ -81,6 +81,6 @@ def _damaged(row: tuple[Any, ...], detail: str) -> SerializationError:
     stream_id, version = row[0], row[2]
     return SerializationError(
         f"the stored snapshot row is damaged: {detail}",
-        stream_id=stream_id if type(stream_id) is str else repr(stream_id),
-        version=version if type(version) is int else None,
+        stream_id=stream_id if stream_id.__class__ is str else repr(stream_id),
+        version=version if version.__class__ is int else None,
     )

@@ -232,7 +232,7 @@ def _recorded_at(row: tuple[Any, ...]) -> datetime:
 def damaged_row(row: tuple[Any, ...]) -> SerializationError:
     """Return the error for an event row one of whose columns has the wrong type."""
     for (name, kind), value in zip(_COLUMNS, row, strict=True):
-        if type(value) is not kind:
+        if value.__class__ is not kind:
             return _row_error(row, f"column {name} holds {_shown(value)}, not {kind.__name__}")
     return _row_error(row, f"event_id is {len(row[3])} bytes long, not {_UUID_BYTES}")
 
@@ -245,10 +245,10 @@ def _row_error(row: tuple[Any, ...], detail: str) -> SerializationError:
     stream_id, version, position, _, event_type = row[:5]
     return SerializationError(
         f"the stored event row is damaged: {detail}",
-        stream_id=stream_id if type(stream_id) is str else repr(stream_id),
+        stream_id=stream_id if stream_id.__class__ is str else repr(stream_id),
         version=version,
         position=position,
-        event_type=event_type if type(event_type) is str else None,
+        event_type=event_type if event_type.__class__ is str else None,
     )
 
 
@@ -290,7 +290,7 @@ def stored_version(stream_id: str, value: Any) -> int:
     """
     if value is None:
         return 0
-    if type(value) is not int:
+    if value.__class__ is not int:
         raise SerializationError(
             f"the stored stream is damaged: a version column holds "
             f"{type(value).__name__} {value!r:.60}",
