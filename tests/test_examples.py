@@ -47,6 +47,19 @@ def test_bank_account_reruns_on_the_file_it_is_given(tmp_path):
     assert f"the events are in {path}" in out
 
 
+def test_bank_account_leaves_nothing_for_git_to_show_but_its_database(tmp_path):
+    """After the demo, git status in its folder lists bank.db alone: locks ignore themselves."""
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    run("bank_account.py", cwd=tmp_path)
+    status = subprocess.run(
+        ["git", "-C", str(tmp_path), "status", "--porcelain", "--untracked-files=all"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert status.splitlines() == ["?? bank.db"]
+
+
 def test_bank_account_leaves_other_files_alone(tmp_path):
     """The example refuses to replace a file it did not write."""
     path = tmp_path / "notes.txt"

@@ -66,12 +66,15 @@ from eventkit._store import EventStore
 from eventkit._store_async import AsyncEventStore
 from eventkit._upcasting import check_upcasters
 from eventkit.exceptions import (
+    ArgumentError,
+    ArgumentTypeError,
     ConcurrencyError,
     DuplicateEventIdError,
     EventKitError,
     ProjectionError,
     RegistrationError,
     SerializationError,
+    SnapshotWarning,
     StoreError,
     StreamNotFound,
     UnknownEventType,
@@ -85,6 +88,8 @@ __all__ = [
     "STREAM_EXISTS",
     "Aggregate",
     "AppendResult",
+    "ArgumentError",
+    "ArgumentTypeError",
     "AsyncEventStore",
     "AsyncInMemoryEventStore",
     "AsyncPostgresEventStore",
@@ -121,6 +126,7 @@ __all__ = [
     "SerializationError",
     "SnapshotPolicy",
     "SnapshotProgress",
+    "SnapshotWarning",
     "StopOnError",
     "StoreError",
     "StreamAppend",

@@ -7,6 +7,8 @@ from typing import TypeAlias
 
 import attrs
 
+from eventkit.exceptions import ArgumentError, ArgumentTypeError
+
 
 @attrs.frozen
 class StopOnError:
@@ -35,12 +37,17 @@ class ParkOnError:
 
 def _positive(_: object, attribute: attrs.Attribute[float], value: object) -> None:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"{attribute.name} must be a number >= 0, got {value!r}")
+        raise ArgumentError(f"{attribute.name} must be a number >= 0, got {value!r}")
 
 
 def _attempts(_: object, __: attrs.Attribute[int], value: object) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"attempts must be an integer >= 1, got {value!r}")
+        raise ArgumentError(f"attempts must be an integer >= 1, got {value!r}")
+
+
+def _fallback(_: object, __: attrs.Attribute[StopOnError | ParkOnError], value: object) -> None:
+    if not isinstance(value, (StopOnError, ParkOnError)):
+        raise ArgumentTypeError(f"then must be StopOnError() or ParkOnError(), got {value!r}")
 
 
 @attrs.frozen
@@ -62,8 +69,8 @@ class RetryOnError:
             `ParkOnError`.
 
     Raises:
-        ValueError: A number is out of range.
-        TypeError: *then* is not `StopOnError` or `ParkOnError`.
+        ArgumentError: A number is out of range.
+        ArgumentTypeError: *then* is not `StopOnError` or `ParkOnError`.
 
     .. versionadded:: 0.1.0
     """
@@ -72,9 +79,7 @@ class RetryOnError:
     delay: float = attrs.field(default=0.1, validator=_positive)
     factor: float = attrs.field(default=2.0, validator=_positive)
     max_delay: float = attrs.field(default=30.0, validator=_positive)
-    then: StopOnError | ParkOnError = attrs.field(
-        factory=StopOnError, validator=attrs.validators.instance_of((StopOnError, ParkOnError))
-    )
+    then: StopOnError | ParkOnError = attrs.field(factory=StopOnError, validator=_fallback)
 
     @property
     def delays(self) -> tuple[float, ...]:
