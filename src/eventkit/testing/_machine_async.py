@@ -1,23 +1,34 @@
-"""A hypothesis state machine that checks an event store against a plain-Python model."""
+"""
+A hypothesis state machine that checks an event store against a plain-Python model.
+
+The async and the sync form of this module come from one source: the sync one is
+generated from the async one (see ``tools/unasync.py``).
+"""
 
 from __future__ import annotations
 
 import itertools
 import uuid
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import attrs
 import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from eventkit._acompat import ACaller
 from eventkit._envelope import ANY, NO_STREAM, STREAM_EXISTS, ExpectedVersion, NewEvent
 from eventkit.exceptions import ConcurrencyError
-from eventkit.testing._events import Deposited, Noted, StoreFactory, contract_registry
+from eventkit.testing._events import Deposited, Noted, contract_registry
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from eventkit._records import AppendResult
+    from eventkit.testing._stores_async import AsyncStoreFactory
+
+T = TypeVar("T")
 
 # -- the stateful test --------------------------------------------------------------------
 
@@ -41,7 +52,11 @@ class _ModelEvent:
     event: Any
 
 
-class EventStoreMachine(RuleBasedStateMachine):
+async def _collect(items: AsyncIterator[T]) -> list[T]:
+    return [item async for item in items]
+
+
+class AsyncEventStoreMachine(RuleBasedStateMachine):
     """
     A hypothesis state machine that checks a store against a plain-Python model.
 
@@ -51,28 +66,34 @@ class EventStoreMachine(RuleBasedStateMachine):
 
     .. code-block:: python
 
-        TestMyStoreMachine = EventStoreMachine.for_store(make_my_store).TestCase
+        TestMyStoreMachine = AsyncEventStoreMachine.for_store(make_my_store).TestCase
 
     .. versionadded:: 0.1.0
     """
 
-    make_store: ClassVar[StoreFactory]
+    make_store: ClassVar[AsyncStoreFactory]
 
     def __init__(self) -> None:
         super().__init__()
+        # Rules are plain methods: this makes each store call, to its end (on an event loop
+        # of its own, for an async store), and returns its result.
+        self.caller = ACaller()
         self.store = type(self).make_store(contract_registry)
         self.streams: dict[str, list[_ModelEvent]] = {name: [] for name in _STREAMS}
         self.log: list[_ModelEvent] = []
         self.last_append: tuple[str, list[NewEvent], ExpectedVersion, AppendResult] | None = None
 
     @classmethod
-    def for_store(cls, make_store: StoreFactory) -> type[EventStoreMachine]:
+    def for_store(cls, make_store: AsyncStoreFactory) -> type[AsyncEventStoreMachine]:
         """Return a subclass of this machine that tests stores made by *make_store*."""
         return type(f"{cls.__name__}ForStore", (cls,), {"make_store": staticmethod(make_store)})
 
     def teardown(self) -> None:
         """Close the store under test."""
-        self.store.close()
+        try:
+            self.caller.call(self.store.close)
+        finally:
+            self.caller.close()
 
     @rule(
         stream_id=st.sampled_from(_STREAMS),
@@ -86,10 +107,10 @@ class EventStoreMachine(RuleBasedStateMachine):
         batch = [NewEvent(e) for e in events]
         if not valid:
             with pytest.raises(ConcurrencyError) as info:
-                self.store.append(stream_id, batch, expected_version=expected)
+                self.caller.call(self.store.append, stream_id, batch, expected_version=expected)
             assert info.value.actual_version == actual
             return
-        result = self.store.append(stream_id, batch, expected_version=expected)
+        result = self.caller.call(self.store.append, stream_id, batch, expected_version=expected)
         assert result.version == actual + len(batch)
         assert len(result.positions) == len(batch)
         last = self.log[-1].position if self.log else 0
@@ -119,7 +140,8 @@ class EventStoreMachine(RuleBasedStateMachine):
         """Re-appending the last successful batch stores nothing and returns its result."""
         assert self.last_append is not None
         stream_id, batch, expected, result = self.last_append
-        assert self.store.append(stream_id, batch, expected_version=expected) == result
+        again = self.caller.call(self.store.append, stream_id, batch, expected_version=expected)
+        assert again == result
 
     @rule(
         stream_id=st.sampled_from(_STREAMS),
@@ -145,7 +167,8 @@ class EventStoreMachine(RuleBasedStateMachine):
             high = len(events) if to_version is None else to_version
             expected = [e for e in events if (from_version or 1) <= e.version <= high]
         expected = expected[:limit]
-        actual = self.store.read_stream(
+        actual = self.caller.call(
+            self.store.read_stream,
             stream_id,
             from_version=from_version,
             to_version=to_version,
@@ -170,7 +193,8 @@ class EventStoreMachine(RuleBasedStateMachine):
             if e.position > after
             and (only is None or contract_registry.by_class(type(e.event)).name in only)
         ][:limit]
-        actual = self.store.read_all(after_position=after, limit=limit, event_types=only)
+        records = self.store.read_all(after_position=after, limit=limit, event_types=only)
+        actual = self.caller.call(_collect, records)
         assert [(r.stream_id, r.version, r.position, r.event) for r in actual] == [
             (e.stream_id, e.version, e.position, e.event) for e in expected
         ]
@@ -179,5 +203,6 @@ class EventStoreMachine(RuleBasedStateMachine):
     def versions_and_head_agree(self) -> None:
         """Every stream's version and the head position match the model."""
         for stream_id, events in self.streams.items():
-            assert self.store.stream_version(stream_id) == len(events)
-        assert self.store.head_position() == (self.log[-1].position if self.log else 0)
+            assert self.caller.call(self.store.stream_version, stream_id) == len(events)
+        head = self.caller.call(self.store.head_position)
+        assert head == (self.log[-1].position if self.log else 0)
