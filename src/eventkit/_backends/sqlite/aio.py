@@ -128,6 +128,7 @@ class AsyncSQLiteEventStore(AsyncBaseEventStore):
         )
         # An in-memory database lives in one process: its projection locks belong to tasks.
         self._task_locks = TaskBoundLocks() if self._core.path == ":memory:" else None
+        self._closed = False
 
     def __repr__(self) -> str:
         return repr(self._core).replace("<SQLiteEventStore", "<AsyncSQLiteEventStore", 1)
@@ -269,6 +270,9 @@ class AsyncSQLiteEventStore(AsyncBaseEventStore):
 
         Waits for the work already handed to the threads.
         """
+        if self._closed:
+            return  # the threads are gone: nothing could be handed to them
+        self._closed = True
         await self._write(self._core.close)
         self._writer.shutdown(wait=False)
         self._readers.shutdown(wait=False)
