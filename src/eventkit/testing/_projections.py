@@ -23,12 +23,10 @@ from eventkit._projection_store import ProjectionStore
 from eventkit._projections import ParkOnError, Projection, ProjectionRunner
 from eventkit._records import Checkpoint, DeadLetter
 from eventkit.exceptions import ProjectionError
-from eventkit.testing._events import Deposited, Noted, _deposits, contract_registry
-from eventkit.testing._stores import StoreFactory, store_fixture
+from eventkit.testing._contract import EventStoreContract
+from eventkit.testing._events import Deposited, Noted, _deposits
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from eventkit._envelope import RecordedEvent
     from eventkit._storage import ProjectionTransaction
     from eventkit._store import EventStore
@@ -82,11 +80,8 @@ class ProjectionStoreContract:
     .. versionadded:: 0.1.0
     """
 
-    @store_fixture
-    def _contract_store(self, make_store: StoreFactory) -> Iterator[EventStore]:
-        store = make_store(contract_registry)
-        yield store
-        store.close()
+    # EventStoreContract's own fixture: each contract runs alone, and both together.
+    _contract_store = EventStoreContract._contract_store  # noqa: SLF001 (shared fixture)
 
     @staticmethod
     def storage(store: EventStore) -> ProjectionStore:

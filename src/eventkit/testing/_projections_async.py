@@ -20,12 +20,10 @@ from eventkit._projection_store_async import AsyncProjectionStore
 from eventkit._projections import AsyncProjectionRunner, ParkOnError, Projection
 from eventkit._records import Checkpoint, DeadLetter
 from eventkit.exceptions import ProjectionError
-from eventkit.testing._events import Deposited, Noted, _deposits, contract_registry
-from eventkit.testing._stores_async import AsyncStoreFactory, store_fixture
+from eventkit.testing._contract_async import AsyncEventStoreContract
+from eventkit.testing._events import Deposited, Noted, _deposits
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
     from eventkit._envelope import RecordedEvent
     from eventkit._storage import ProjectionTransaction
     from eventkit._store_async import AsyncEventStore
@@ -79,13 +77,8 @@ class AsyncProjectionStoreContract:
     .. versionadded:: 0.1.0
     """
 
-    @store_fixture
-    async def _contract_store(
-        self, make_store: AsyncStoreFactory
-    ) -> AsyncIterator[AsyncEventStore]:
-        store = make_store(contract_registry)
-        yield store
-        await store.close()
+    # AsyncEventStoreContract's own fixture: each contract runs alone, and both together.
+    _contract_store = AsyncEventStoreContract._contract_store  # noqa: SLF001 (shared fixture)
 
     @staticmethod
     def storage(store: AsyncEventStore) -> AsyncProjectionStore:
