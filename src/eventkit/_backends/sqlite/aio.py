@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -160,14 +159,17 @@ class AsyncSQLiteEventStore(AsyncBaseEventStore):
 
     async def _write_unless_cancelled(self, function: Callable[..., T], *args: Any) -> T:
         # *function* takes abort=: it asks it just before COMMIT, and rolls back if the
-        # caller was cancelled meanwhile.
-        cancelled = threading.Event()
-        call = functools.partial(function, *args, abort=cancelled.is_set)
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._writer, call)
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
+        # caller was cancelled meanwhile. Task.cancel() cancels the awaited future at
+        # once, while the task itself hears of it only when it next runs, which may be
+        # after this thread reached COMMIT: so the thread asks the future.
+        future: asyncio.Future[T] | None = None
+
+        def abort() -> bool:
+            return future is not None and future.cancelled()
+
+        call = functools.partial(function, *args, abort=abort)
+        future = asyncio.get_running_loop().run_in_executor(self._writer, call)
+        return await future
 
     async def run_in_transaction(self, function: Callable[[sqlite3.Connection], T]) -> T:
         """
