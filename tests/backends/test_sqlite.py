@@ -16,6 +16,7 @@ import pytest
 
 from eventkit import (
     ArgumentError,
+    AsyncSQLiteEventStore,
     ConcurrencyError,
     NewEvent,
     SQLiteEventStore,
@@ -24,6 +25,9 @@ from eventkit import (
 from eventkit._backends.sqlite import schema
 from eventkit._backends.sqlite.connections import Boundary
 from eventkit.testing import (
+    AsyncEventStoreContract,
+    AsyncProjectionStoreContract,
+    AsyncSnapshotStoreContract,
     EventStoreContract,
     ProjectionStoreContract,
     SnapshotStoreContract,
@@ -54,6 +58,25 @@ class TestInMemorySQLiteEventStore(
     @pytest.fixture(name="make_store")
     def _make_store(self):
         return lambda registry: SQLiteEventStore(":memory:", registry=registry)
+
+
+class TestAsyncSQLiteEventStore(
+    AsyncEventStoreContract, AsyncProjectionStoreContract, AsyncSnapshotStoreContract
+):
+    @pytest.fixture(name="make_store")
+    def _make_store(self, tmp_path):
+        counter = itertools.count()
+        return lambda registry: AsyncSQLiteEventStore(
+            tmp_path / f"{next(counter)}.db", registry=registry
+        )
+
+
+class TestAsyncInMemorySQLiteEventStore(
+    AsyncEventStoreContract, AsyncProjectionStoreContract, AsyncSnapshotStoreContract
+):
+    @pytest.fixture(name="make_store")
+    def _make_store(self):
+        return lambda registry: AsyncSQLiteEventStore(":memory:", registry=registry)
 
 
 @pytest.fixture(name="path")
