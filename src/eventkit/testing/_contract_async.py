@@ -170,9 +170,12 @@ class AsyncEventStoreContract:
     @pytest.mark.asyncio
     async def test_empty_append_writes_nothing(self, store: AsyncEventStore) -> None:
         """Appending no events stores nothing and reports the current version."""
-        await store.append("s", _deposits(1))
+        written = await store.append("s", _deposits(1))
         result = await store.append("s", [], expected_version=1)
-        assert (result, await store.head_position()) == (AppendResult("s", 1, ()), 1)
+        assert (result, await store.head_position()) == (
+            AppendResult("s", 1, ()),
+            written.positions[-1],
+        )
 
     # -- optimistic concurrency -------------------------------------------------------------
 
@@ -247,10 +250,13 @@ class AsyncEventStoreContract:
     @pytest.mark.asyncio
     async def test_a_failed_append_writes_nothing(self, store: AsyncEventStore) -> None:
         """After a ConcurrencyError the store is exactly as before."""
-        await store.append("s", _deposits(1))
+        written = await store.append("s", _deposits(1))
         with pytest.raises(ConcurrencyError):
             await store.append("s", _deposits(2, 3), expected_version=0)
-        assert (await store.head_position(), await _amounts(store, "s")) == (1, [1])
+        assert (await store.head_position(), await _amounts(store, "s")) == (
+            written.positions[-1],
+            [1],
+        )
 
     @pytest.mark.asyncio
     async def test_invalid_expected_version_is_refused(self, store: AsyncEventStore) -> None:
@@ -368,7 +374,7 @@ class AsyncEventStoreContract:
     @pytest.mark.asyncio
     async def test_append_many_is_all_or_nothing(self, store: AsyncEventStore) -> None:
         """One stale expected version in append_many stores nothing in any stream."""
-        await store.append("b", _deposits(1))
+        written = await store.append("b", _deposits(1))
         with pytest.raises(ConcurrencyError) as info:
             await store.append_many(
                 [
@@ -377,7 +383,10 @@ class AsyncEventStoreContract:
                 ]
             )
         assert info.value.stream_id == "b"
-        assert (await store.stream_version("a"), await store.head_position()) == (0, 1)
+        assert (await store.stream_version("a"), await store.head_position()) == (
+            0,
+            written.positions[-1],
+        )
 
     @pytest.mark.asyncio
     async def test_append_many_refuses_a_stream_twice(self, store: AsyncEventStore) -> None:

@@ -262,31 +262,30 @@ class AsyncProjectionStoreContract:
     # -- transactions and locks -------------------------------------------------------------
 
     @pytest.mark.asyncio
-    async def test_transactions_do_not_interleave(self, store: AsyncEventStore) -> None:
-        """A second transaction waits for the first and sees what it committed."""
+    async def test_transactions_on_a_checkpoint_take_turns(self, store: AsyncEventStore) -> None:
+        """Two transactions that move one checkpoint take turns: neither update is lost."""
         storage = self.storage(store)
         # Set in the first transaction, from whichever thread the store runs it in.
-        inside, seen = threading.Event(), []
+        inside = threading.Event()
+
+        def advance(tx: ProjectionTransaction) -> None:
+            stored = tx.checkpoint("p")
+            position = 0 if stored is None else stored.position
+            if not inside.is_set():
+                inside.set()
+                # The second transaction starts meanwhile; give it a moment to try.
+                time.sleep(0.2)
+            tx.save_checkpoint("p", Checkpoint(position + 1, 1))
 
         async def first() -> None:
-            def body_17(tx: ProjectionTransaction) -> None:
-                inside.set()
-                # The second transaction now waits for this one; give it a moment to try.
-                time.sleep(0.2)
-                tx.save_checkpoint("p", Checkpoint(1, 1))
-
-            await storage.run_projection_transaction(body_17)
+            await storage.run_projection_transaction(advance)
 
         async def second() -> None:
             await await_thread_event(inside, _WAIT)
-
-            def body_16(tx: ProjectionTransaction) -> None:
-                seen.append(tx.checkpoint("p"))
-
-            await storage.run_projection_transaction(body_16)
+            await storage.run_projection_transaction(advance)
 
         await run_concurrently(first, second)
-        assert seen == [Checkpoint(1, 1)]
+        assert await storage.projection_checkpoints() == {"p": Checkpoint(2, 1)}
 
     @pytest.mark.asyncio
     async def test_a_held_lock_is_refused(self, store: AsyncEventStore) -> None:
@@ -338,14 +337,18 @@ class AsyncProjectionStoreContract:
             calls.append(store.head_position())  # committed already: the new head
 
         unsubscribe = storage.on_append(heard)
-        await store.append("s", _deposits(1))
-        await store.append("s", _deposits(2, 3))
+        first = await store.append("s", _deposits(1))
+        second = await store.append("s", _deposits(2, 3))
         unsubscribe()
         await store.append("s", _deposits(4))
+        # A store may also call back when it hears of appends made elsewhere (through
+        # LISTEN, say): at least once per append, and never after unsubscribing.
         if is_async():
-            assert calls == ["heard", "heard"]
+            assert len(calls) >= 2
             return
-        assert calls == [1, 3]
+        heads = [first.positions[-1], second.positions[-1]]
+        assert [head for head in heads if head in calls] == heads
+        assert all(isinstance(c, int) and c <= second.positions[-1] for c in calls)
 
     # -- the runner on this store -----------------------------------------------------------
 
@@ -372,25 +375,30 @@ class AsyncProjectionStoreContract:
         self, store: AsyncEventStore
     ) -> None:
         """A failing event stops the projection just before it, naming the event."""
-        await store.append("s", _deposits(1, 2, 3, 4))
+        positions = (await store.append("s", _deposits(1, 2, 3, 4))).positions
         runner = AsyncProjectionRunner(store, _Sums(refuse=Decimal(3)), batch_size=10)
         with pytest.raises(ProjectionError) as info:
             await runner.run_until_caught_up()
-        assert (info.value.position, info.value.stream_id, info.value.version) == (3, "s", 3)
+        assert (info.value.position, info.value.stream_id, info.value.version) == (
+            positions[2],
+            "s",
+            3,
+        )
         checkpoints = await self.storage(store).projection_checkpoints()
-        assert checkpoints["contract.sums"].position == 2
+        # Just before the failing event: past the events before it, short of the event.
+        assert positions[1] <= checkpoints["contract.sums"].position < positions[2]
 
     @pytest.mark.asyncio
     async def test_parked_events_can_be_listed_and_retried(self, store: AsyncEventStore) -> None:
         """A parked event is listed, the rest is applied, and a retry applies it later."""
-        await store.append("s", _deposits(1, 2, 3))
+        positions = (await store.append("s", _deposits(1, 2, 3))).positions
         projection = _Sums(refuse=Decimal(2))
         projection.error_policy = ParkOnError()
         runner = AsyncProjectionRunner(store, projection)
         await runner.run_until_caught_up()
         parked = [letter.position for letter in await runner.dead_letters("contract.sums")]
         projection.refuse = None
-        assert (parked, await runner.retry_dead_letters("contract.sums")) == ([2], 1)
+        assert (parked, await runner.retry_dead_letters("contract.sums")) == ([positions[1]], 1)
         assert (projection.sums, await runner.dead_letters("contract.sums")) == (
             {"s": Decimal(6)},
             [],

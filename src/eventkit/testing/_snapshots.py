@@ -102,11 +102,14 @@ class SnapshotStoreContract:
 
     def test_snapshots_leave_the_events_alone(self, store: EventStore) -> None:
         """Saving snapshots changes no event, version, position or stream list."""
-        store.append("s", _deposits(1, 2))
+        written = store.append("s", _deposits(1, 2))
         before = [r.event for r in store.read_all()]
         store.save_snapshot(_snapshot("s", 2))
         store.save_snapshot(_snapshot("no-events", 5))
-        assert (store.head_position(), store.stream_version("s")) == (2, 2)
+        assert (store.head_position(), store.stream_version("s")) == (
+            written.positions[-1],
+            2,
+        )
         assert store.stream_version("no-events") == 0
         after = [r.event for r in store.read_all()]
         assert (after, list(store.stream_ids())) == (before, ["s"])
