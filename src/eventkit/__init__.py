@@ -47,6 +47,8 @@ from eventkit._migration import migrate, verify
 from eventkit._migration_async import migrate_async, verify_async
 from eventkit._projections import (
     AsyncProjectionRunner,
+    AsyncSubscriber,
+    AsyncSubscriberRunner,
     ErrorPolicy,
     ParkOnError,
     Projection,
@@ -55,6 +57,8 @@ from eventkit._projections import (
     ProjectionStatus,
     RetryOnError,
     StopOnError,
+    Subscriber,
+    SubscriberRunner,
 )
 from eventkit._records import AppendResult, DeadLetter
 from eventkit._reports import MigrationReport, VerifyFailure, VerifyGroup, VerifyReport
@@ -91,6 +95,8 @@ __all__ = [
     "AsyncProjectionRunner",
     "AsyncRepository",
     "AsyncSQLiteEventStore",
+    "AsyncSubscriber",
+    "AsyncSubscriberRunner",
     "ConcurrencyError",
     "ContextUpcaster",
     "DeadLetter",
@@ -126,6 +132,8 @@ __all__ = [
     "StreamAppend",
     "StreamNotFound",
     "StreamState",
+    "Subscriber",
+    "SubscriberRunner",
     "UnknownEventType",
     "UpcastContext",
     "UpcastError",
