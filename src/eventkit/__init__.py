@@ -61,6 +61,10 @@ from eventkit._projections import (
     SubscriberRunner,
 )
 from eventkit._records import AppendResult, DeadLetter
+from eventkit._relay._message import BrokerMessage
+from eventkit._relay._reader import BrokerProjectionRunner
+from eventkit._relay._relay import Publisher, Relay
+from eventkit._relay._source import Delivery, Lag, Source
 from eventkit._reports import MigrationReport, VerifyFailure, VerifyGroup, VerifyReport
 from eventkit._repository import Repository
 from eventkit._repository_async import AsyncRepository
@@ -70,6 +74,7 @@ from eventkit._store import EventStore
 from eventkit._store_async import AsyncEventStore
 from eventkit._upcasting import check_upcasters
 from eventkit.exceptions import (
+    BrokerError,
     ConcurrencyError,
     DuplicateEventIdError,
     EventKitError,
@@ -97,9 +102,13 @@ __all__ = [
     "AsyncSQLiteEventStore",
     "AsyncSubscriber",
     "AsyncSubscriberRunner",
+    "BrokerError",
+    "BrokerMessage",
+    "BrokerProjectionRunner",
     "ConcurrencyError",
     "ContextUpcaster",
     "DeadLetter",
+    "Delivery",
     "DuplicateEventIdError",
     "ErrorPolicy",
     "EventKitError",
@@ -109,7 +118,12 @@ __all__ = [
     "ExpectedVersion",
     "FeedDelay",
     "InMemoryEventStore",
+    "KafkaPublisher",
+    "KafkaSource",
+    "Lag",
     "MigrationReport",
+    "NatsPublisher",
+    "NatsSource",
     "NewEvent",
     "ParkOnError",
     "PostgresEventStore",
@@ -118,8 +132,10 @@ __all__ = [
     "ProjectionRunner",
     "ProjectionState",
     "ProjectionStatus",
+    "Publisher",
     "RecordedEvent",
     "RegistrationError",
+    "Relay",
     "Repository",
     "RetiredEvent",
     "RetryOnError",
@@ -127,6 +143,7 @@ __all__ = [
     "SerializationError",
     "SnapshotPolicy",
     "SnapshotProgress",
+    "Source",
     "StopOnError",
     "StoreError",
     "StreamAppend",
@@ -159,6 +176,10 @@ __all__ = [
 _LAZY = {
     "AsyncPostgresEventStore": ("eventkit._backends.postgres", "postgres"),
     "FeedDelay": ("eventkit._backends.postgres", "postgres"),
+    "KafkaPublisher": ("eventkit._relay._kafka", "kafka"),
+    "KafkaSource": ("eventkit._relay._kafka", "kafka"),
+    "NatsPublisher": ("eventkit._relay._nats", "nats"),
+    "NatsSource": ("eventkit._relay._nats", "nats"),
     "PostgresEventStore": ("eventkit._backends.postgres", "postgres"),
 }
 
