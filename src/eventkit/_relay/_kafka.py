@@ -200,18 +200,34 @@ class KafkaSource:
         self._committed.update(positions)
 
     async def lag(self) -> Lag:
-        """Return how many messages of the assigned partitions are not committed yet."""
+        """
+        Return how many messages of the topic's partitions are not committed yet.
+
+        Raises:
+            BrokerError: The cluster did not answer.
+        """
         consumer = self._consumer
         if consumer is None:
-            return Lag(0, None)
-        behind = 0
-        for partition in list(self._assigned):
-            _, high = await asyncio.to_thread(
-                consumer.get_watermark_offsets, TopicPartition(self.topic, partition.partition), 5.0
-            )
-            committed = self._committed.get(self._key(partition.partition), -1)
-            behind += max(0, high - (committed + 1))
+            consumer = Consumer(self.config)  # for a look only; closed again below
+        try:
+            behind = await asyncio.to_thread(self._behind, consumer)
+        except KafkaException as exc:
+            raise BrokerError(f"cannot read the Kafka topic {self.topic!r}: {exc}") from exc
+        finally:
+            if consumer is not self._consumer:
+                await asyncio.to_thread(consumer.close)
         return Lag(behind, None)
+
+    def _behind(self, consumer: Consumer) -> int:
+        topic = consumer.list_topics(self.topic, timeout=10).topics.get(self.topic)
+        behind = 0
+        for partition in topic.partitions if topic is not None else ():
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(self.topic, partition), timeout=10
+            )
+            committed = self._committed.get(self._key(partition), low - 1)
+            behind += max(0, high - (committed + 1))
+        return behind
 
     async def close(self) -> None:
         """Leave the group and close the consumer."""

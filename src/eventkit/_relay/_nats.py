@@ -252,7 +252,7 @@ class NatsSource:
             await self._subscribe()
         try:
             messages = await self._subscription.fetch(count, timeout=timeout)
-        except nats.errors.TimeoutError:
+        except TimeoutError:  # nats.errors.TimeoutError too: nothing came in time
             return []
         except nats.errors.Error as exc:
             self._subscription = None  # made again, from where it stopped, next time

@@ -546,12 +546,17 @@ class BrokerProjectionRunner:
         Raises:
             BrokerError: The broker cannot be reached.
         """
-        if not self._open:
+        if self._open:
+            lag = await self.source.lag()
+        else:  # asked of a runner that does not read: look, and leave the source closed
             positions = await self._storage.run_projection_transaction(
                 lambda tx: FeedTables(tx.connection, self.table_prefix).positions(self.name)
             )
             self.source.committed(positions)
-        lag = await self.source.lag()
+            try:
+                lag = await self.source.lag()
+            finally:
+                await self.source.close()
         checkpoints = await self._storage.projection_checkpoints()
         dead = {name: await self._storage.dead_letters(name) for name in self._projections}
         now, rate = datetime.now(UTC), self._meter.rate(time.monotonic())
