@@ -12,6 +12,8 @@ import uuid
 
 import pytest
 
+# ruff: noqa: PERF401 (the loops read a consumer until a deadline)
+
 NATS_URL = os.environ.get("EVENTKIT_TEST_NATS_URL", "nats://127.0.0.1:4222")
 REQUIRED = os.environ.get("EVENTKIT_REQUIRE_NATS") == "1"
 KILLS = int(os.environ.get("EVENTKIT_RELAY_KILLS", "50"))
@@ -166,12 +168,20 @@ class KafkaMock:
                 for message in consumer.consume(500, 0.5):
                     if message.error() is None:
                         found.append(
-                            (message.partition(), message.offset(), BrokerMessage.to_record(message.value()))
+                            (
+                                message.partition(),
+                                message.offset(),
+                                BrokerMessage.to_record(message.value()),
+                            )
                         )
             for message in consumer.consume(500, 1.0):  # anything past the expected count
                 if message.error() is None:
                     found.append(
-                        (message.partition(), message.offset(), BrokerMessage.to_record(message.value()))
+                        (
+                            message.partition(),
+                            message.offset(),
+                            BrokerMessage.to_record(message.value()),
+                        )
                     )
         finally:
             consumer.close()
