@@ -167,7 +167,7 @@ class TestNatsCrashes:
     def test_a_relay_killed_at_random_moments_loses_nothing_and_keeps_order(
         self, tmp_path, nats_names
     ):
-        """Killed again and again while a writer appends, the relay leaves every event once, in order."""
+        """Killed again and again as a writer appends, the relay stores each event once in order."""
         path = tmp_path / "w.db"
         SQLiteEventStore(path, registry=registry).close()
         with Writer(path) as writer:
@@ -189,7 +189,7 @@ class TestNatsCrashes:
 
 class TestNatsOutage:
     def test_the_relay_rides_out_a_server_outage(self, tmp_path):
-        """Its own server stopped for seconds mid-stream: nothing lost, order kept, lag back to 0."""
+        """Its own server stopped for seconds: nothing lost, order kept, lag back to 0."""
         require_nats()
         server = OwnNatsServer(tmp_path / "jetstream")
         server.start()

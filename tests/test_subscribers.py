@@ -106,7 +106,7 @@ class TestAsyncSubscriberRunner:
         assert (collector.batches, [d.position for d in letters]) == ([[1], [3]], [2])
 
     async def test_status_counts_the_lag_in_events(self):
-        """Lag is the number of wanted events after the checkpoint, not a difference of positions."""
+        """Lag counts the wanted events after the checkpoint; positions are never subtracted."""
         store = await filled(4)
         status = (await AsyncSubscriberRunner(store, Collector()).status())["collector"]
         assert (status.lag_events, status.position, status.head) == (4, 0, 4)
@@ -175,7 +175,8 @@ class TestBrokerMessage:
     def test_the_body_is_a_cloudevent_with_the_stored_data_verbatim(self):
         """The body names CloudEvents attributes, a string position, and data byte for byte."""
         body = BrokerMessage.from_record(record(data='{"amount":"1.50"}'), source="/bank").body
-        assert b'"specversion":"1.0"' in body and b'"position":"1"' in body
+        assert b'"specversion":"1.0"' in body
+        assert b'"position":"1"' in body
         assert body.endswith(b',"data":{"amount":"1.50"}}')
 
     def test_headers_repeat_the_id_stream_version_and_position(self):
@@ -236,7 +237,7 @@ class FlakyPublisher:
 @pytest.mark.asyncio
 class TestRelay:
     async def test_failed_publishes_are_retried_without_loss_or_reordering(self):
-        """Whatever publishes fail, every event gets stored and each stream's first copies are in order."""
+        """Whatever publishes fail, every event is stored, each stream's first copies in order."""
         store = await filled(40, streams=("a", "b", "c", "d", "e"))
         publisher = FlakyPublisher(failing={2, 3, 5, 8, 9, 13})
         relay = Relay(publisher, error_policy=RetryOnError(attempts=None, delay=0.0))
