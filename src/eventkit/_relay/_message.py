@@ -107,7 +107,7 @@ class BrokerMessage:
 
     @property
     def headers(self) -> dict[str, str]:
-        """The headers that go with the body (content type, event id, stream, version, position, type)."""
+        """The content type, event id, stream, version, position and type, as headers."""
         return {
             "content-type": CONTENT_TYPE,
             HEADER_EVENT_ID: str(self.event_id),
