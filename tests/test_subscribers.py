@@ -131,7 +131,101 @@ class TestAsyncSubscriberRunner:
             AsyncSubscriberRunner(AsyncInMemoryEventStore(registry=registry), Empty())
 
 
+class SyncCollector(Subscriber):
+    """The sync form of Collector."""
+
+    name = "collector"
+
+    def __init__(self, fail=None, policy=None):
+        self.batches = []
+        self.fail = dict(fail or {})
+        if policy is not None:
+            self.error_policy = policy
+
+    def handle_batch(self, batch):
+        for recorded in batch:
+            left = self.fail.get(recorded.position, 0)
+            if left:
+                self.fail[recorded.position] = left - 1
+                raise RuntimeError(f"cannot take {recorded.position}")
+        self.batches.append([recorded.position for recorded in batch])
+
+
+def sync_filled(count):
+    store = InMemoryEventStore(registry=registry)
+    for n in range(count):
+        store.append("abc"[n % 3], [MoneyDeposited(Decimal(n))])
+    return store
+
+
 class TestSubscriberRunner:
+    def test_a_background_runner_follows_new_events(self):
+        """Started in a thread, the sync runner hands over events appended later."""
+        store = sync_filled(2)
+        collector = SyncCollector()
+        with SubscriberRunner(store, collector, poll_interval=0.01) as runner:
+            position = store.append("d", [MoneyDeposited(Decimal(1))]).positions[-1]
+            runner.wait_for(position)
+            status = runner.status()["collector"]
+        handed = [position for batch in collector.batches for position in batch]
+        assert (handed, status.lag_events) == ([1, 2, 3], 0)
+
+    def test_parked_events_are_retried_and_unparked(self):
+        """retry_dead_letters hands a parked event over again and unparks it on success."""
+        store = sync_filled(3)
+        # It fails in its batch, then alone (and is parked), then succeeds when retried.
+        collector = SyncCollector(fail={2: 2}, policy=ParkOnError())
+        runner = SubscriberRunner(store, collector)
+        runner.run_until_caught_up()
+        parked = [letter.position for letter in runner.dead_letters("collector")]
+        assert (
+            parked,
+            runner.retry_dead_letters("collector"),
+            runner.dead_letters("collector"),
+        ) == (
+            [2],
+            1,
+            [],
+        )
+
+    def test_a_parked_event_that_fails_again_counts_an_attempt(self):
+        """An event that fails again stays parked, with one more attempt."""
+        store = sync_filled(1)
+        runner = SubscriberRunner(store, SyncCollector(fail={1: 9}, policy=ParkOnError()))
+        runner.run_until_caught_up()
+        assert runner.retry_dead_letters("collector", positions=[1]) == 0
+        assert [d.attempts for d in runner.dead_letters("collector")] == [2]
+
+    def test_wait_for_times_out_naming_the_subscriber(self):
+        """wait_for raises TimeoutError when the subscriber stays behind."""
+        runner = SubscriberRunner(sync_filled(1), SyncCollector())
+        with pytest.raises(TimeoutError, match="'collector' at 0"):
+            runner.wait_for(1, timeout=0.05)
+
+    @pytest.mark.parametrize(
+        ("subscribers", "error", "message"),
+        [
+            ((), ValueError, "at least one subscriber"),
+            ((object(),), TypeError, "expected an instance of Subscriber"),
+            ((SyncCollector(), SyncCollector()), ValueError, "two subscribers are named"),
+        ],
+    )
+    def test_bad_subscribers_are_refused(self, subscribers, error, message):
+        """No subscriber, a stranger, or two of one name are refused, naming the fault."""
+        with pytest.raises(error, match=message):
+            SubscriberRunner(InMemoryEventStore(registry=registry), *subscribers)
+
+    def test_a_store_without_checkpoints_is_refused(self):
+        """A store that keeps no checkpoints is refused with a TypeError naming it."""
+        with pytest.raises(TypeError, match="object keeps no checkpoints"):
+            SubscriberRunner(object(), SyncCollector())
+
+    def test_a_subscriber_of_an_unknown_name_is_refused(self):
+        """Asking about a subscriber the runner does not run raises ValueError."""
+        runner = SubscriberRunner(sync_filled(1), SyncCollector())
+        with pytest.raises(ValueError, match="no subscriber named 'other'"):
+            runner.dead_letters("other")
+
     def test_the_sync_runner_hands_batches_to_a_sync_subscriber(self):
         """The generated sync twin feeds a Subscriber whose handle_batch is plain code."""
 

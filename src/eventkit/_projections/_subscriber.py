@@ -106,7 +106,7 @@ class Subscriber:
 def check_subscriber(subscriber: object) -> Subscriber:
     """Return *subscriber* if it is an `Subscriber` with a usable name and policy."""
     if not isinstance(subscriber, Subscriber):
-        raise TypeError(f"expected an Subscriber instance, got {subscriber!r}")
+        raise TypeError(f"expected an instance of Subscriber, got {subscriber!r}")
     kind = type(subscriber)
     if (
         kind.handle_batch is Subscriber.handle_batch

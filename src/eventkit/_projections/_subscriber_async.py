@@ -103,7 +103,7 @@ class AsyncSubscriber:
 def check_subscriber(subscriber: object) -> AsyncSubscriber:
     """Return *subscriber* if it is an `AsyncSubscriber` with a usable name and policy."""
     if not isinstance(subscriber, AsyncSubscriber):
-        raise TypeError(f"expected an AsyncSubscriber instance, got {subscriber!r}")
+        raise TypeError(f"expected an instance of AsyncSubscriber, got {subscriber!r}")
     kind = type(subscriber)
     if (
         kind.handle_batch is AsyncSubscriber.handle_batch
