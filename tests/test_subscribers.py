@@ -121,6 +121,56 @@ class TestAsyncSubscriberRunner:
             states = {(await r.status())["collector"].state.value for r in (one, two)}
         assert (states, second.batches) == ({"active", "standby"}, [])
 
+    async def test_a_runner_names_and_lists_its_subscribers(self):
+        """The repr names the subscribers, and the property returns them in order."""
+        collector = Collector()
+        runner = AsyncSubscriberRunner(AsyncInMemoryEventStore(registry=registry), collector)
+        assert (repr(runner), runner.subscribers) == (
+            "<SubscriberRunner of 'collector'>",
+            (collector,),
+        )
+
+    async def test_catching_up_while_running_waits_for_the_worker(self):
+        """run_until_caught_up on a running runner waits for the background worker."""
+        store = await filled(3)
+        collector = Collector()
+        async with AsyncSubscriberRunner(store, collector, poll_interval=0.01) as runner:
+            assert await runner.run_until_caught_up(timeout=10) == 0
+            with pytest.raises(RuntimeError, match="already running"):
+                runner.start()
+        assert [p for batch in collector.batches for p in batch] == [1, 2, 3]
+
+    async def test_catching_up_waits_for_the_runner_that_holds_the_lock(self):
+        """A foreground catch-up finds the lock taken and returns once the holder caught up."""
+        store = await filled(3)
+        holder = AsyncSubscriberRunner(store, Collector(), poll_interval=0.01)
+        other = Collector()
+        async with holder:
+            await holder.wait_for(3)
+            waited = await AsyncSubscriberRunner(
+                store, other, poll_interval=0.01
+            ).run_until_caught_up(timeout=10)
+        assert (waited, other.batches) == (0, [])
+
+    async def test_parked_events_are_retried_and_unparked(self):
+        """retry_dead_letters hands a parked event over again and unparks it on success."""
+        store = await filled(2)
+        runner = AsyncSubscriberRunner(store, Collector(fail={2: 2}, policy=ParkOnError()))
+        await runner.run_until_caught_up()
+        assert (
+            await runner.retry_dead_letters("collector"),
+            await runner.dead_letters("collector"),
+        ) == (
+            1,
+            [],
+        )
+
+    async def test_an_unknown_subscriber_name_is_refused(self):
+        """wait_for with a name the runner does not run raises ValueError."""
+        runner = AsyncSubscriberRunner(await filled(1), Collector())
+        with pytest.raises(ValueError, match="no subscriber named 'nope'"):
+            await runner.wait_for(1, subscribers="nope")
+
     async def test_a_subscriber_without_a_handler_is_refused(self):
         """A subclass that implements neither handler is refused with a TypeError."""
 
@@ -243,6 +293,21 @@ class TestSubscriberRunner:
         sync = Sync()
         SubscriberRunner(store, sync, batch_size=2).run_until_caught_up()
         assert sync.seen == [1, 2, 3]
+
+
+class TestRetryWithoutEnd:
+    def test_the_listed_delays_stop_where_they_stop_growing(self):
+        """With no limit on attempts, delays lists the pauses up to the longest one."""
+        assert RetryOnError(attempts=None, delay=1, factor=2, max_delay=5).delays == (1, 2, 4, 5)
+
+    def test_a_pause_past_any_float_is_the_longest_pause(self):
+        """A retry far enough along waits max_delay, where the power would overflow."""
+        assert RetryOnError(attempts=None, factor=1e9).delay_before(10**6) == 30.0
+
+    def test_attempts_must_be_none_or_positive(self):
+        """Zero attempts is refused, naming None as allowed."""
+        with pytest.raises(ValueError, match="or None"):
+            RetryOnError(attempts=0)
 
 
 def record(stream_id="a", version=1, position=1, data='{"amount":"1.50"}', metadata="{}"):
