@@ -1,14 +1,16 @@
 """
 The relay on NATS JetStream: throughput, and latency from an append to a read model.
 
-``relay-nats`` times a relay publishing a store's events to a fresh JetStream stream,
-every publish acknowledged by the server, in batches of 500 (a run of distinct
-streams at a time). ``relay-latency`` runs the whole path in one process: a writer
+``relay-nats`` times a relay publishing a store's events (200 streams, interleaved) to
+a fresh JetStream stream, every publish acknowledged by the server, in batches of 500
+(a run of distinct streams at a time). ``relay-nats-one-stream`` does the same with
+every event in one stream, where each publish waits for the one before.
+``relay-latency`` runs the whole path in one process: a writer
 appends one event at a time, the relay publishes it, and a read service's
 `BrokerProjectionRunner` applies it to an SQLite read model; it prints the 50th and
 99th percentiles of the time from an append's return to the read model's commit.
 
-Both need a NATS server with JetStream (``EVENTKIT_BENCH_NATS_URL``, by default
+They need a NATS server with JetStream (``EVENTKIT_BENCH_NATS_URL``, by default
 ``nats://127.0.0.1:4222``); without one they are skipped with a note.
 """
 
@@ -74,16 +76,29 @@ async def _delete(stream: str) -> None:
 
 
 def _fill(path: Path, events: int) -> None:
+    # Streams interleave in the log, as when many accounts are busy at once: each
+    # append_many writes one event to each of STREAMS streams.
     with SQLiteEventStore(path, registry=registry) as store:
         batch = deposits(events)
-        store.append_many([StreamAppend(f"account-{n}", batch[n::STREAMS]) for n in range(STREAMS)])
+        for start in range(0, events, STREAMS):
+            chunk = batch[start : start + STREAMS]
+            store.append_many(
+                [StreamAppend(f"account-{n}", [deposit]) for n, deposit in enumerate(chunk)]
+            )
 
 
-def relay_throughput(context: Context) -> list[Contender]:
+def _fill_one_stream(path: Path, events: int) -> None:
+    with SQLiteEventStore(path, registry=registry) as store:
+        store.append("account-0", deposits(events))
+
+
+def relay_throughput(
+    context: Context, fill: Callable[[Path, int], None] = _fill
+) -> list[Contender]:
     from eventkit import NatsPublisher  # noqa: PLC0415
 
     shared = context.folder / "events.db"
-    _fill(shared, context.events)
+    fill(shared, context.events)
 
     @contextlib.contextmanager
     def trial(folder: Path) -> Iterator[Callable[[], object]]:
@@ -181,6 +196,12 @@ if _PROBLEM is None:
         events=20_000,
         quick_events=2_000,
     )(relay_throughput)
+    benchmark(
+        "relay-nats-one-stream",
+        "relay {events:,} events of one stream to NATS JetStream, one at a time",
+        events=5_000,
+        quick_events=500,
+    )(lambda context: relay_throughput(context, _fill_one_stream))
     benchmark(
         "relay-latency",
         "{events:,} appends one at a time to a read model through NATS (rate: the whole run)",
