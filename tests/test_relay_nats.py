@@ -54,9 +54,11 @@ def source(nats_names, url=NATS_URL):
     return NatsSource(url, stream=stream, subject_prefix=prefix)
 
 
-async def fill(store, count, streams=("a", "b", "c")):
+async def fill(store, count, streams=("a", "b", "c"), pause=0.0):
     for n in range(count):
         await store.append(streams[n % len(streams)], [MoneyDeposited(Decimal(n % 7 + 1))])
+        if pause:
+            await asyncio.sleep(pause)
 
 
 async def read_side(path, nats_names, url=NATS_URL):
@@ -200,17 +202,17 @@ class TestNatsOutage:
             chosen = publisher(own, server.url, ack_timeout=1.0)
             relay = AsyncSubscriberRunner(store, Relay(chosen), batch_size=20, poll_interval=0.05)
             async with relay:
-                writing = asyncio.create_task(fill(store, 400, streams=STREAMS))
+                writing = asyncio.create_task(fill(store, 400, streams=STREAMS, pause=0.01))
                 await asyncio.sleep(0.5)
                 before = (await relay.status())["relay"].position
                 await asyncio.to_thread(server.stop)
                 await asyncio.sleep(4)
                 during = (await relay.status())["relay"]
                 await asyncio.to_thread(server.start)
+                restarted = time.monotonic()
                 await writing
-                started = time.monotonic()
                 await relay.wait_for(await store.head_position(), timeout=60)
-                recovered = time.monotonic() - started
+                recovered = time.monotonic() - restarted
                 after = (await relay.status())["relay"]
             await chosen.close()
             records = [r for _, r in await stored_messages(own[0], server.url)]
@@ -224,7 +226,8 @@ class TestNatsOutage:
             server.stop()
         print(  # noqa: T201 (the counts, for the record of a run with -s)
             f"nats outage test: {len(stored)} events, relay at {before} when the server stopped, "
-            f"{during.lag_events} behind during the outage, caught up {recovered:.1f}s after"
+            f"{during.lag_events} behind during the outage, caught up {recovered:.1f}s after "
+            "the server restarted"
         )
         assert 0 < before < len(stored)
         assert during.lag_events > 0

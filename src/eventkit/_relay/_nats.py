@@ -108,6 +108,7 @@ class NatsPublisher:
         self.duplicate_window = duplicate_window
         self.duplicates = 0
         self._connection = _Connection(servers, connect_options, ack_timeout)
+        self._ready = False  # connected once, and the stream is known to exist
 
     def __repr__(self) -> str:
         return f"<NatsPublisher to stream {self.stream!r}, subjects {self.subject_prefix}.>>"
@@ -139,6 +140,7 @@ class NatsPublisher:
                 raise BrokerError(f"NATS refused the stream {self.stream!r}: {exc}") from exc
         except nats.errors.Error as exc:
             raise BrokerError(f"NATS stream {self.stream!r} cannot be read: {exc}") from exc
+        self._ready = True
 
     async def publish(self, messages: Sequence[BrokerMessage]) -> None:
         """
@@ -147,6 +149,8 @@ class NatsPublisher:
         Raises:
             BrokerError: A message was not acknowledged.
         """
+        if not self._ready:
+            await self.open()
         js = await self._connection.open()
         timeout = self._connection.timeout
         results = await asyncio.gather(
@@ -174,6 +178,7 @@ class NatsPublisher:
 
     async def close(self) -> None:
         """Close the connection."""
+        self._ready = False
         await self._connection.close()
 
 
@@ -283,8 +288,12 @@ class NatsSource:
             behind = max(0, info.state.last_seq - self._committed)
             oldest: datetime | None = None
             if behind:
-                message = await js.get_msg(self.stream, self._committed + 1)
-                oldest = BrokerMessage.to_record(message.data or b"").recorded_at
+                try:
+                    message = await js.get_msg(self.stream, self._committed + 1)
+                except nats.js.errors.NotFoundError:
+                    pass  # removed by the stream's limits: its age is unknown
+                else:
+                    oldest = BrokerMessage.to_record(message.data or b"").recorded_at
         except nats.errors.Error as exc:
             raise BrokerError(f"cannot read the NATS stream {self.stream!r}: {exc}") from exc
         return Lag(behind, oldest)

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("eventkit.relay")
 
 _CONSUMER_VERSION = 1
+_MAX_PAUSE = 5.0
 
 
 class _Failed(Exception):  # noqa: N818 (control flow inside this module)
@@ -431,7 +432,8 @@ class BrokerProjectionRunner:
         """
         Feed the projections in the background until `stop`: a task of the running loop.
 
-        A broker or database failure is logged and retried after a pause; a projection
+        A broker or database failure is logged and retried after a pause that grows to
+        5 s while the failure lasts; a projection
         that stops at an event (its error policy) stops the runner, and `status` shows it.
 
         Raises:
@@ -444,6 +446,7 @@ class BrokerProjectionRunner:
         self._worker = aspawn(self._run, name=f"eventkit-feed-{self.name}")
 
     async def _run(self) -> None:
+        failures = 0
         try:
             while not self._stopping.is_set():
                 try:
@@ -453,16 +456,22 @@ class BrokerProjectionRunner:
                     if not self._open:
                         await self._prepare()
                     await self._step()
+                    failures = 0
                 except ProjectionError as error:
                     logger.error("%s", error)  # noqa: TRY400 (the error says it all)
                     self._error = error
                     self._committed()
                     return
-                except Exception:
-                    logger.exception("consumer %r: reading failed; trying again", self.name)
+                except Exception:  # the broker or the database failed: try again
+                    # Pauses grow while the failure lasts, to at most _MAX_PAUSE seconds.
+                    pause = min(self.poll_interval * 2**failures, _MAX_PAUSE)
+                    failures = min(failures + 1, 32)
+                    logger.exception(
+                        "consumer %r: reading failed; trying again in %.3gs", self.name, pause
+                    )
                     self._open = False
                     await self.source.close()
-                    await await_event(self._stopping, self.poll_interval)
+                    await await_event(self._stopping, pause)
         finally:
             await self._let_go()
 

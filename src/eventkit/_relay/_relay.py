@@ -10,17 +10,21 @@ with growing pauses and without end: never skipped, never parked.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from eventkit._projections._policies import ErrorPolicy, ParkOnError, RetryOnError
 from eventkit._projections._subscriber_async import AsyncSubscriber
 from eventkit._relay._message import BrokerMessage, waves
+from eventkit.exceptions import BrokerError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from eventkit._envelope import RecordedEvent
     from eventkit._records import EventRecord
+
+logger = logging.getLogger("eventkit.relay")
 
 DEFAULT_RETRY = RetryOnError(attempts=None, delay=0.1, factor=2.0, max_delay=5.0)
 """A relay's error policy unless told otherwise: retry without end, pauses up to 5 s."""
@@ -37,7 +41,11 @@ class Publisher(Protocol):
     """
 
     async def open(self) -> None:
-        """Connect, and declare what must exist (the stream, the topic); idempotent."""
+        """
+        Connect, and declare what must exist (the stream, the topic); idempotent.
+
+        A publisher whose open failed opens itself again on its next `publish`.
+        """
         ...
 
     async def publish(self, messages: Sequence[BrokerMessage]) -> None:
@@ -126,8 +134,16 @@ class Relay(AsyncSubscriber):
         return f"<Relay {self.name!r} to {self.publisher!r}>"
 
     async def setup(self) -> None:
-        """Open the publisher: connect, and declare the stream or topic."""
-        await self.publisher.open()
+        """
+        Open the publisher: connect, and declare the stream or topic.
+
+        A broker that does not answer yet is logged, not raised: the first publish
+        tries again, and fails under the relay's error policy, with its growing pauses.
+        """
+        try:
+            await self.publisher.open()
+        except BrokerError as exc:
+            logger.warning("relay %r: the broker does not answer yet: %s", self.name, exc)
 
     async def handle_records(
         self,
