@@ -139,3 +139,17 @@ def test_flight_booking_names_the_stores_it_cannot_open_yet(tmp_path):
     )
     assert (result.returncode, list(tmp_path.iterdir())) == (1, [])
     assert "postgresql:// stores are not supported yet" in result.stderr
+
+
+def test_cqrs_over_nats(tmp_path):
+    """A read service in another process builds seat availability from the relayed stream."""
+    from tests.broker_support import NATS_URL, require_nats  # noqa: PLC0415
+
+    require_nats()
+    out = run("cqrs_over_nats.py", NATS_URL, cwd=tmp_path)
+    assert "write service: appended bookings up to position 22" in out
+    assert re.search(r"^relay: published 22 events to FLIGHTS_\w+, lag 0$", out, re.MULTILINE)
+    assert "read service: applied up to position 22, lag 0" in out
+    assert "read service: LX318 has 3 of 12 seats free" in out
+    assert "read service: LX319 has 3 of 12 seats free" in out
+    assert out.endswith("read model equals the fold of the events: yes\n")

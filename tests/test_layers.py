@@ -29,6 +29,7 @@ LAYERS = {
     "_migration": 6,
     "_repository": 7,
     "_backends": 7,
+    "_relay": 7,  # the relay to a broker and the read side fed from it
     "_cli": 8,
     "testing": 8,
     "backends": 9,

@@ -47,6 +47,8 @@ from eventkit._migration import migrate, verify
 from eventkit._migration_async import migrate_async, verify_async
 from eventkit._projections import (
     AsyncProjectionRunner,
+    AsyncSubscriber,
+    AsyncSubscriberRunner,
     ErrorPolicy,
     ParkOnError,
     Projection,
@@ -55,8 +57,14 @@ from eventkit._projections import (
     ProjectionStatus,
     RetryOnError,
     StopOnError,
+    Subscriber,
+    SubscriberRunner,
 )
 from eventkit._records import AppendResult, DeadLetter
+from eventkit._relay._message import BrokerMessage
+from eventkit._relay._reader import BrokerProjectionRunner
+from eventkit._relay._relay import Publisher, Relay
+from eventkit._relay._source import Delivery, Lag, Source
 from eventkit._reports import MigrationReport, VerifyFailure, VerifyGroup, VerifyReport
 from eventkit._repository import Repository
 from eventkit._repository_async import AsyncRepository
@@ -68,6 +76,7 @@ from eventkit._upcasting import check_upcasters
 from eventkit.exceptions import (
     ArgumentError,
     ArgumentTypeError,
+    BrokerError,
     ConcurrencyError,
     DuplicateEventIdError,
     EventKitError,
@@ -96,9 +105,15 @@ __all__ = [
     "AsyncProjectionRunner",
     "AsyncRepository",
     "AsyncSQLiteEventStore",
+    "AsyncSubscriber",
+    "AsyncSubscriberRunner",
+    "BrokerError",
+    "BrokerMessage",
+    "BrokerProjectionRunner",
     "ConcurrencyError",
     "ContextUpcaster",
     "DeadLetter",
+    "Delivery",
     "DuplicateEventIdError",
     "ErrorPolicy",
     "EventKitError",
@@ -108,7 +123,12 @@ __all__ = [
     "ExpectedVersion",
     "FeedDelay",
     "InMemoryEventStore",
+    "KafkaPublisher",
+    "KafkaSource",
+    "Lag",
     "MigrationReport",
+    "NatsPublisher",
+    "NatsSource",
     "NewEvent",
     "ParkOnError",
     "PostgresEventStore",
@@ -117,8 +137,10 @@ __all__ = [
     "ProjectionRunner",
     "ProjectionState",
     "ProjectionStatus",
+    "Publisher",
     "RecordedEvent",
     "RegistrationError",
+    "Relay",
     "Repository",
     "RetiredEvent",
     "RetryOnError",
@@ -127,11 +149,14 @@ __all__ = [
     "SnapshotPolicy",
     "SnapshotProgress",
     "SnapshotWarning",
+    "Source",
     "StopOnError",
     "StoreError",
     "StreamAppend",
     "StreamNotFound",
     "StreamState",
+    "Subscriber",
+    "SubscriberRunner",
     "UnknownEventType",
     "UpcastContext",
     "UpcastError",
@@ -157,6 +182,10 @@ __all__ = [
 _LAZY = {
     "AsyncPostgresEventStore": ("eventkit._backends.postgres", "postgres"),
     "FeedDelay": ("eventkit._backends.postgres", "postgres"),
+    "KafkaPublisher": ("eventkit._relay._kafka", "kafka"),
+    "KafkaSource": ("eventkit._relay._kafka", "kafka"),
+    "NatsPublisher": ("eventkit._relay._nats", "nats"),
+    "NatsSource": ("eventkit._relay._nats", "nats"),
     "PostgresEventStore": ("eventkit._backends.postgres", "postgres"),
 }
 

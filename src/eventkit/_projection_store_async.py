@@ -64,7 +64,7 @@ class AsyncProjectionStore(Protocol):
     The storage an `AsyncProjectionRunner` needs from a backend.
 
     A backend class implements this beside its event store; `AsyncInMemoryEventStore`
-    is the readable reference, and `eventkit.testing.AsyncProjectionStoreContract`
+    is the readable reference, and `eventkit.testing.ProjectionStoreContract`
     checks an implementation.
 
     .. versionadded:: 0.1.0

@@ -25,6 +25,7 @@ fit, or a damaged row, raises a `SerializationError` that says where it is.
     │   └── UpcastError             event_type, from_version, upcaster
     ├── ProjectionError             projection, position, stream_id, version, event_type
     ├── StoreError                  the backend failed; the driver's error is __cause__
+    ├── BrokerError                 a message broker failed; the client's error is __cause__
     ├── RegistrationError           duplicate @event, upcaster chain gap (TypeError)
     ├── ArgumentError               an argument's value is invalid (ValueError)
     └── ArgumentTypeError           an argument's type is wrong (TypeError)
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ArgumentError",
     "ArgumentTypeError",
+    "BrokerError",
     "ConcurrencyError",
     "DuplicateEventIdError",
     "EventKitError",
@@ -326,6 +328,17 @@ class StoreError(EventKitError):
     The storage backend failed (disk, database, connection).
 
     The driver's exception is chained as ``__cause__``. A failed append wrote nothing.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+class BrokerError(EventKitError):
+    """
+    A message broker (NATS JetStream, Kafka) refused or failed a publish or a read.
+
+    The broker client's exception, if any, is chained as ``__cause__``. A relay retries
+    the same events after it; nothing is skipped.
 
     .. versionadded:: 0.1.0
     """
