@@ -137,6 +137,10 @@ class AsyncEventStore(Protocol):
         """Return the highest position in the store: 0 when it is empty."""
         ...
 
+    async def count_events(self, *, after_position: int = 0, up_to: int | None = None) -> int:
+        """Count the events after a position; see `AsyncBaseEventStore.count_events`."""
+        ...
+
     def stream_ids(self, *, prefix: str = "") -> AsyncIterator[str]:
         """Iterate over the ids of streams with events; see `AsyncBaseEventStore.stream_ids`."""
         ...
@@ -428,6 +432,36 @@ class AsyncBaseEventStore(abc.ABC):
         if not isinstance(prefix, str):
             raise TypeError(f"prefix must be a string, got {prefix!r}")
         return self._page_stream_ids(prefix)
+
+    async def count_events(self, *, after_position: int = 0, up_to: int | None = None) -> int:
+        """
+        Count the events readers see after *after_position*, up to *up_to* (inclusive).
+
+        How far a reader at *after_position* is behind: positions may have gaps (on
+        PostgreSQL they are far apart), so subtracting them does not count events.
+
+        Args:
+            after_position: Count events after this position.
+            up_to: Count events up to this position; up to the head if None.
+
+        Raises:
+            ArgumentError: A position is not an integer >= 0.
+        """
+        check_count("after_position", after_position, 0, optional=False)
+        check_count("up_to", up_to, 0)
+        if up_to is not None and up_to <= after_position:
+            return 0
+        return await self._count_events(after_position, up_to)
+
+    async def _count_events(self, after_position: int, up_to: int | None) -> int:
+        # Correct for every backend, in time that grows with the count: backends that can
+        # count in one query do.
+        count = 0
+        async for record in self._read_all(after_position, None, None):
+            if up_to is not None and record.position > up_to:
+                break
+            count += 1
+        return count
 
     async def _page_stream_ids(self, prefix: str) -> AsyncIterator[str]:
         after: str | None = None

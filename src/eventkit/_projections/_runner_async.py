@@ -366,7 +366,7 @@ class AsyncProjectionRunner:
                 state=state,
                 position=position,
                 head=head,
-                lag_events=max(0, head - position),
+                lag_events=await self.store.count_events(after_position=position, up_to=head),
                 lag_seconds=lag_seconds(now, oldest),
                 events_per_second=slot.meter.rate(clock),
                 dead_letters=len(await self._storage.dead_letters(name)),

@@ -37,7 +37,8 @@ class ProjectionStatus:
         state: Whether this runner applies its events, waits, or has stopped.
         position: The checkpoint: every event up to this position is in the read model.
         head: The store's head position.
-        lag_events: How many positions the read model is behind the head.
+        lag_events: How many events the read model is behind the head (counted: positions
+            may have gaps).
         lag_seconds: How long the oldest event not yet in the read model has waited
             (0 when caught up).
         events_per_second: Events handled per second by this runner, recently.

@@ -346,14 +346,10 @@ class SubscriberRunner:
             checkpoint = checkpoints.get(name)
             position = checkpoint.position if checkpoint else 0
             oldest = None
-            behind = 0
             if position < head:
-                for record in self.store.read_all_records(
-                    after_position=position, event_types=slot.types
-                ):
-                    if oldest is None:
-                        oldest = record.recorded_at
-                    behind += 1
+                for first in self.store.read_all_records(after_position=position, limit=1):
+                    oldest = first.recorded_at
+            behind = self.store.count_events(after_position=position, up_to=head)
             if slot.error is not None:
                 state = ProjectionState.FAILED
             elif slot.lock is not None:

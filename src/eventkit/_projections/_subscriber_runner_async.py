@@ -343,14 +343,10 @@ class AsyncSubscriberRunner:
             checkpoint = checkpoints.get(name)
             position = checkpoint.position if checkpoint else 0
             oldest = None
-            behind = 0
             if position < head:
-                async for record in self.store.read_all_records(
-                    after_position=position, event_types=slot.types
-                ):
-                    if oldest is None:
-                        oldest = record.recorded_at
-                    behind += 1
+                async for first in self.store.read_all_records(after_position=position, limit=1):
+                    oldest = first.recorded_at
+            behind = await self.store.count_events(after_position=position, up_to=head)
             if slot.error is not None:
                 state = ProjectionState.FAILED
             elif slot.lock is not None:

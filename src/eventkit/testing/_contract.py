@@ -155,6 +155,19 @@ class EventStoreContract:
         (recorded,) = store.read_stream("s")
         assert recorded.event == _everything()
 
+    def test_count_events_counts_what_readers_see(self, store: EventStore) -> None:
+        """count_events counts the events after a position, up to another, not positions."""
+        first = store.append("a", _deposits(1, 2))
+        second = store.append("b", _deposits(3, 4, 5))
+        positions = [*first.positions, *second.positions]
+        assert [
+            store.count_events(),
+            store.count_events(after_position=positions[0]),
+            store.count_events(after_position=positions[1], up_to=positions[3]),
+            store.count_events(after_position=positions[4]),
+            store.count_events(after_position=positions[3], up_to=positions[2]),
+        ] == [5, 4, 2, 0, 0]
+
     def test_empty_append_writes_nothing(self, store: EventStore) -> None:
         """Appending no events stores nothing and reports the current version."""
         written = store.append("s", _deposits(1))

@@ -168,6 +168,20 @@ class AsyncEventStoreContract:
         assert recorded.event == _everything()
 
     @pytest.mark.asyncio
+    async def test_count_events_counts_what_readers_see(self, store: AsyncEventStore) -> None:
+        """count_events counts the events after a position, up to another, not positions."""
+        first = await store.append("a", _deposits(1, 2))
+        second = await store.append("b", _deposits(3, 4, 5))
+        positions = [*first.positions, *second.positions]
+        assert [
+            await store.count_events(),
+            await store.count_events(after_position=positions[0]),
+            await store.count_events(after_position=positions[1], up_to=positions[3]),
+            await store.count_events(after_position=positions[4]),
+            await store.count_events(after_position=positions[3], up_to=positions[2]),
+        ] == [5, 4, 2, 0, 0]
+
+    @pytest.mark.asyncio
     async def test_empty_append_writes_nothing(self, store: AsyncEventStore) -> None:
         """Appending no events stores nothing and reports the current version."""
         written = await store.append("s", _deposits(1))

@@ -83,6 +83,10 @@ class Statements(SQLTemplates):
     version = "SELECT coalesce(max(version), 0) FROM {events} WHERE stream_id = %s"
     horizon = f"SELECT {HORIZON}"
     head = f"SELECT coalesce(max(position), 0) FROM {{events}} WHERE position < {HORIZON}"
+    count = (
+        f"SELECT count(*) FROM {{events}} WHERE position > %s AND position <= %s "
+        f"AND position < {HORIZON}"
+    )
     stream_ids = (
         "SELECT stream_id FROM {events} WHERE version = 1 AND stream_id >= %s "
         "AND stream_id > %s AND starts_with(stream_id, %s) ORDER BY stream_id LIMIT %s"

@@ -517,6 +517,11 @@ class PostgresEventStore(BaseEventStore):
             sleep(pause)
             pause = min(pause * 2, 0.05)
 
+    def _count_events(self, after_position: int, up_to: int | None) -> int:
+        upper = _MAX_INT8 if up_to is None else min(up_to, _MAX_INT8)
+        rows = self._fetch(self._sql.count, (min(after_position, _MAX_INT8), upper))
+        return int(rows[0][0])
+
     def _stream_ids(self, prefix: str, after: str | None, limit: int) -> list[str]:
         params = (prefix, after or "", prefix, limit)
         return [row[0] for row in self._fetch(self._sql.stream_ids, params)]

@@ -515,6 +515,11 @@ class AsyncPostgresEventStore(AsyncBaseEventStore):
             await asleep(pause)
             pause = min(pause * 2, 0.05)
 
+    async def _count_events(self, after_position: int, up_to: int | None) -> int:
+        upper = _MAX_INT8 if up_to is None else min(up_to, _MAX_INT8)
+        rows = await self._fetch(self._sql.count, (min(after_position, _MAX_INT8), upper))
+        return int(rows[0][0])
+
     async def _stream_ids(self, prefix: str, after: str | None, limit: int) -> list[str]:
         params = (prefix, after or "", prefix, limit)
         return [row[0] for row in await self._fetch(self._sql.stream_ids, params)]

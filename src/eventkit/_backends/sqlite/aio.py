@@ -231,6 +231,9 @@ class AsyncSQLiteEventStore(AsyncBaseEventStore):
         """Return the highest position in the store: 0 when it is empty."""
         return await self._read(self._core.head_position)
 
+    async def _count_events(self, after_position: int, up_to: int | None) -> int:
+        return await self._read(self._core._count_events, after_position, up_to)  # noqa: SLF001 (the core is this store's own)
+
     async def _stream_ids(self, prefix: str, after: str | None, limit: int) -> list[str]:
         return await self._read(self._core._stream_ids, prefix, after, limit)  # noqa: SLF001 (the core is this store's own)
 

@@ -23,6 +23,7 @@ class Statements(SQLTemplates):
     """The store's SQL: events, snapshots, stream ids and projection storage."""
 
     head = "SELECT max(position) FROM {events}"
+    count = "SELECT count(*) FROM {events} WHERE position > ? AND position <= ?"
     version = "SELECT max(version) FROM {events} WHERE stream_id = ?"
     head_and_version = (
         "SELECT (SELECT max(position) FROM {events}), "

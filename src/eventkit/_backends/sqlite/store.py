@@ -595,6 +595,11 @@ class SQLiteEventStore(BaseEventStore):
         sql = self._sql.read_all_of(len(types)) if types else self._sql.read_all
         return records(self._fetch(sql, (*types, after_position, size)))
 
+    def _count_events(self, after_position: int, up_to: int | None) -> int:
+        upper = MAX_INT if up_to is None else min(up_to, MAX_INT)
+        counted: int = self._fetch(self._sql.count, (min(after_position, MAX_INT), upper))[0][0]
+        return counted
+
     def stream_version(self, stream_id: str) -> int:
         """Return the stream's version: 0 when it does not exist."""
         given: object = stream_id  # what was passed, whatever the annotation says
