@@ -24,7 +24,7 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from eventkit import PostgresEventStore, ProjectionRunner
+from eventkit import ParkOnError, PostgresEventStore, ProjectionRunner
 from tests.backends.postgres_support import DSN, drop_schemas, new_schema, require_server
 from tests.backends.postgres_workers import BETWEEN_BATCHES, LOST, PGLedger, read_model
 from tests.bank import MoneyDeposited, registry
@@ -367,3 +367,32 @@ class TestFencing:
                 position: (1, "A" if position in first[:5] else "B") for position in first
             }
         )
+
+    def test_a_session_ended_within_the_lease_fails_the_store_not_the_event(self, store, schemas):
+        """A batch whose session the server ended is applied again later: no event is parked."""
+        positions = deposits(store, "a", 4)
+        paused = []
+
+        def pause(recorded):
+            if not paused:  # once: longer than the idle timeout, far within the lease
+                paused.append(recorded.position)
+                time.sleep(IDLE * 3)
+
+        ledger = PGLedger("A", block=pause)
+        ledger.error_policy = ParkOnError()
+        patient = PostgresEventStore(
+            DSN,
+            registry=registry,
+            schema=schemas[-1],
+            lease_seconds=30,
+            idle_in_transaction_timeout=IDLE,
+        )
+        try:
+            with ProjectionRunner(patient, ledger, poll_interval=0.05) as runner:
+                runner.wait_for(positions[-1], timeout=WAIT)
+        finally:
+            patient.close()
+        with psycopg.connect(DSN) as conn:
+            applied = read_model(conn, schemas[-1])[1]
+        assert store.dead_letters(PGLedger.name) == []
+        assert applied == dict.fromkeys(positions, (1, "A"))
