@@ -368,6 +368,41 @@ class TestFencing:
             }
         )
 
+    def test_paused_inside_a_batch_the_server_ends_the_session(self, store, schemas):
+        """
+        Inside a batch the transaction is open: the server ends the idle session.
+
+        A stops (SIGSTOP) while its handler blocks in the middle of a batch, its writes
+        for the earlier events uncommitted. After ``idle_in_transaction_timeout`` the
+        server ends A's session: its transaction rolls back and its locks go, so that
+        the feed moves again and B, once A's lease expired, applies every event while A
+        is still stopped. A wakes to a connection that is gone: its commit cannot
+        happen, its runner reports the failure and stands by.
+        """
+        schema = schemas[-1]
+        first = deposits(store, "a", 10)
+        with workers() as start:
+            a = start("follow", schema, "A", LEASE, IDLE, first[6])
+            a.expect("blocked")
+            a.signal(signal.SIGSTOP)
+            a.send("go")  # read once it runs again
+            b = start("follow", schema, "B", LEASE, IDLE)
+            b.expect("active")
+            late = deposits(store, "b", 5)
+            wait_until(lambda: checkpoint(store) == late[-1], "B applies while A is stopped")
+            a.signal(signal.SIGCONT)
+            a.expect("log: WARNING projection 'pg_ledger': another runner took it over")
+            a.send("stop")
+            report = json.loads(a.expect("{"))
+            b.send("stop")
+            assert (a.finish(), b.finish()) == (0, 0)
+        with psycopg.connect(DSN) as conn:
+            applied = read_model(conn, schema)[1]
+        assert [line for line in a.seen if "idle-in-transaction timeout" in line] != []
+        assert report["calls"][:7] == first[:7]
+        assert report["state"] == "standby"
+        assert applied == dict.fromkeys(first + late, (1, "B"))
+
     def test_a_session_ended_within_the_lease_fails_the_store_not_the_event(self, store, schemas):
         """A batch whose session the server ended is applied again later: no event is parked."""
         positions = deposits(store, "a", 4)
