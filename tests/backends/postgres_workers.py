@@ -249,7 +249,7 @@ def follow(schema, runner, lease, idle, block_at=None):
 
 def say_when_active(projection):
     while projection.status()[PGLedger.name].state is not ProjectionState.ACTIVE:
-        time.sleep(0.02)
+        time.sleep(0.05)
     say("active")
 
 

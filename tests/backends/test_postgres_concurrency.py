@@ -255,7 +255,7 @@ class TestStress:
     """Writer processes, a tailing reader and a projection runner, all at once."""
 
     def test_the_writers_raced(self, stress):
-        """Some transactions committed after others that hold higher positions."""
+        """Some appends were acknowledged after others that hold higher positions."""
         told_by_position = sorted((position, told) for _, _, position, told in stress.written)
         overtaken, earliest_above = 0, float("inf")
         for _, told in reversed(told_by_position):
@@ -353,6 +353,9 @@ class TestFencing:
             b.send("stop")
             assert b.finish() == 0
             late = deposits(store, "a", 3)
+            # Readable once no older transaction on the server is open, which on a
+            # shared server may take a while: A must not wake before it could read them.
+            wait_until(lambda: store.head_position() == late[-1], "the late events readable")
             a.signal(signal.SIGCONT)
             report = json.loads(a.expect("{"))
             assert a.finish() == LOST
@@ -399,7 +402,7 @@ class TestFencing:
         with psycopg.connect(DSN) as conn:
             applied = read_model(conn, schema)[1]
         assert [line for line in a.seen if "idle-in-transaction timeout" in line] != []
-        assert report["calls"][:7] == first[:7]
+        assert report["calls"] == first[:7]
         assert report["state"] == "standby"
         assert applied == dict.fromkeys(first + late, (1, "B"))
 
