@@ -21,9 +21,12 @@ import psycopg_pool
 
 from eventkit._backends.postgres.projections import PostgresProjectionTransaction
 from eventkit._storage import TransactionAborted
+from eventkit.exceptions import StoreError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
+
+    import psycopg
 
     from eventkit._backends.postgres.projections import LeaseHeld
     from eventkit._backends.postgres.sql import Statements
@@ -59,8 +62,36 @@ class BodyRunner:
     def run(
         self, body: Callable[[ProjectionTransaction], T], abort: Callable[[], bool] | None = None
     ) -> T:
-        """Call *body* inside one transaction; roll back if it raises, or if *abort* says so."""
-        with self._pool.connection() as conn, conn.transaction():
+        """
+        Call *body* inside one transaction; roll back if it raises, or if *abort* says so.
+
+        Raises:
+            StoreError: The connection broke meanwhile (the server ended the session, as
+                it does one left idle in a transaction past its timeout, or went away).
+        """
+        with self._pool.connection() as conn:
+            try:
+                return self._transact(conn, body, abort)
+            except Exception as exc:
+                if not conn.broken:
+                    raise
+                # The store failed, not an event, whatever the body made of the error it
+                # met: a handler whose statement fails on a dead session looks like a
+                # handler that failed, and its event would be blamed (stopped at, or
+                # parked). The transaction did not commit (unless it broke while
+                # committing, which the next one's checkpoint check finds out).
+                raise StoreError(
+                    f"PostgreSQL event store {self._name}: the connection broke during a "
+                    f"projection transaction: {_reason(conn)}"
+                ) from exc
+
+    def _transact(
+        self,
+        conn: Any,
+        body: Callable[[ProjectionTransaction], T],
+        abort: Callable[[], bool] | None,
+    ) -> T:
+        with conn.transaction():
             # Read models named without a schema live beside the store's tables.
             conn.execute(f'SET LOCAL search_path TO "{self._schema}", public')
             tx = PostgresProjectionTransaction(
@@ -78,6 +109,12 @@ class BodyRunner:
 
     def close(self) -> None:
         """Do nothing: the pool is the store's, and the store closes it."""
+
+
+def _reason(conn: psycopg.Connection[Any]) -> str:
+    # What the server or the library said when the connection broke: its first line.
+    lines = conn.pgconn.error_message.decode(errors="replace").strip().splitlines()
+    return (lines or ["the connection was lost"])[0]
 
 
 class AsyncBodyRunner:
