@@ -278,10 +278,26 @@ def check_writes(writes: Sequence[RecordWrite]) -> None:
             raise ValueError(f"stream {write.stream_id!r} appears twice in one append")
         streams.add(write.stream_id)
         for record in write.records:
+            if record.recorded_at is not None:
+                check_recorded_at(write.stream_id, record.recorded_at)
             other = ids.get(record.event_id)
             if other is not None:
                 raise DuplicateEventIdError(record.event_id, write.stream_id, other)
             ids[record.event_id] = write.stream_id
+
+
+def check_recorded_at(stream_id: str, recorded_at: object) -> None:
+    """
+    Raise unless *recorded_at* is a timezone-aware datetime (a record's given time).
+
+    Raises:
+        ValueError: Naming the stream.
+    """
+    if not isinstance(recorded_at, datetime) or recorded_at.utcoffset() is None:
+        raise ValueError(
+            f"stream {stream_id!r}: recorded_at must be a timezone-aware datetime, "
+            f"got {recorded_at!r}"
+        )
 
 
 def check_snapshot_record(record: object) -> SnapshotRecord:
