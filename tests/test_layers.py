@@ -28,7 +28,8 @@ LAYERS = {
     "_migration": 6,
     "_repository": 7,
     "_backends": 7,
-    "_cli": 8,
+    "_urls": 8,  # stores named by URL: open_store picks a backend
+    "_cli": 9,
     "testing": 8,
     "backends": 9,
     "__init__": 9,
