@@ -49,7 +49,7 @@ def varied_records(count, *, streams=3):
             ("shop.Ordered", "shop.Paid", "shop.Überraschung 🎁")[n % 3],
             1 + n % 2,
             f'{{"n":{n},"note":"line\\nbreak \\"quoted\\" ünï 🎁","big":1{n:030d}.10}}',
-            '{"correlation_id":"c-%d","causation_id":"ç"}' % n if n % 2 else "{}",
+            f'{{"correlation_id":"c-{n}","causation_id":"ç"}}' if n % 2 else "{}",
             base + timedelta(seconds=n, microseconds=n),
         )
         pairs.append((f"stream-{n % streams}", record))
