@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import pathlib
+import re
 import subprocess
 import sys
 import textwrap
@@ -13,7 +14,7 @@ from importlib.metadata import version
 import click
 import pytest
 
-import eventkit._cli._runners
+import eventkit._cli._runners  # registers the projections commands
 from eventkit import ANY, EventRegistry, SQLiteEventStore
 from eventkit._cli import _app, main
 from eventkit.backends import NewRecord, RecordWrite
@@ -362,7 +363,7 @@ class TestDocs:
     PAGE = (ROOT / "docs" / "reference" / "cli.md").read_text()
 
     def sections(self):
-        parts = self.PAGE.split("\n## ")
+        parts = re.split(r"\n#{2,3} ", self.PAGE)
         return {part.splitlines()[0]: part for part in parts[1:]}
 
     def test_every_command_has_a_section_with_an_example(self):
@@ -377,7 +378,7 @@ class TestDocs:
         assert missing == []
 
     def test_every_option_is_on_its_commands_section(self):
-        """Each option and argument of each command is named in that command's section."""
+        """Each option and argument of a command is named in its section (or as a common one)."""
         sections = self.sections()
         missing = [
             f"{' '.join(path)} {name}"
@@ -389,6 +390,7 @@ class TestDocs:
                 if isinstance(parameter, click.Option)
                 else [parameter.human_readable_name]
             )
-            if name not in {"--help", "-h"} and name not in sections.get(" ".join(path), "")
+            if name not in {"--help", "-h"}
+            and name not in sections.get(" ".join(path), "") + sections["Common options"]
         ]
         assert missing == []
