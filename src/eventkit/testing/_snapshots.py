@@ -92,11 +92,11 @@ class SnapshotStoreContract:
 
     def test_snapshots_leave_the_events_alone(self, store: EventStore) -> None:
         """Saving snapshots changes no event, version, position or stream list."""
-        store.append("s", _deposits(1, 2))
+        head = store.append("s", _deposits(1, 2)).positions[-1]
         before = [r.event for r in store.read_all()]
         store.save_snapshot(_snapshot("s", 2))
         store.save_snapshot(_snapshot("no-events", 5))
-        assert (store.head_position(), store.stream_version("s")) == (2, 2)
+        assert (store.head_position(), store.stream_version("s")) == (head, 2)
         assert store.stream_version("no-events") == 0
         assert ([r.event for r in store.read_all()], list(store.stream_ids())) == (before, ["s"])
 
