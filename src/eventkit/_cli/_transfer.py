@@ -112,10 +112,10 @@ def export(
             break
         write(record_json(record) + "\n")
         count += 1
+        first = first or record.position
         if progress is not None and not count % BATCH_SIZE:
             # Positions grow, not always by one (PostgreSQL's hold a transaction id):
             # how far through them the export is, is an estimate of how far it got.
-            first = first or record.position
             span = head - first
             progress(Progress(count, (record.position - first) / span if span else 1.0))
     out.write(json_text({"end": True, "events": count}) + "\n")
