@@ -18,6 +18,7 @@ import eventkit._cli._runners  # registers the projections commands
 from eventkit import ANY, EventRegistry, SQLiteEventStore
 from eventkit._cli import _app, main
 from eventkit.backends import NewRecord, RecordWrite
+from tests.backends.postgres_support import DSN, new_schema
 from tests.cli_support import COMMAND, eventkit, sqlite_store
 
 ROOT = pathlib.Path(__file__).parent.parent
@@ -104,6 +105,30 @@ class TestInfo:
         monkeypatch.setenv("EVENTKIT_STORE", shop)
         assert main(["info", "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["events"] == 4
+
+
+class TestInfoOnPostgres:
+    def test_json_names_the_size_and_the_events_held_back(self, schemas, tmp_path, capsys):
+        """On PostgreSQL, info reports the tables' size and the events held back."""
+        schemas.append(new_schema())
+        url = f"{DSN}?schema={schemas[-1]}"
+        exported = tmp_path / "e.jsonl"
+        assert main(["export", str(exported), "--store", sqlite_store(tmp_path / "s.db", 5)]) == 0
+        assert main(["import", str(exported), "--store", url]) == 0
+        capsys.readouterr()
+        assert main(["info", "--store", url, "--json"]) == 0
+        found = json.loads(capsys.readouterr().out)
+        # Events held back depend on every transaction of the server: only its kind is known.
+        assert (found["events"], type(found["held_back_events"]), found["size_bytes"] > 0) == (
+            5,
+            int,
+            True,
+        )
+
+    def test_a_schema_without_a_store_is_one_line(self, capsys):
+        """Reading a schema that holds no store fails, and creates nothing."""
+        assert main(["info", "--store", f"{DSN}?schema=eventkit_none_here"]) == 1
+        assert "schema 'eventkit_none_here' has no tables" in capsys.readouterr().err
 
 
 class TestListing:
@@ -313,6 +338,15 @@ class TestErrors:
         """click's usage errors exit with 2."""
         assert main(["nonsense"]) == 2
         assert "No such command 'nonsense'" in capsys.readouterr().err
+
+    def test_an_application_that_fails_to_import_is_one_line(self, shop, tmp_path, capsys):
+        """An --app module that raises while importing fails with its error, exit code 1."""
+        (tmp_path / "cli_broken_app.py").write_text("raise RuntimeError('no config')\n")
+        sys.path.insert(0, str(tmp_path))
+        assert main(["verify", "--store", shop, "--app", "cli_broken_app"]) == 1
+        assert capsys.readouterr().err == (
+            "eventkit: error: importing cli_broken_app failed: RuntimeError: no config\n"
+        )
 
     def test_debug_shows_the_traceback(self, tmp_path):
         """--debug adds the traceback to the one-line message."""

@@ -49,6 +49,10 @@ APP = """
 
 
     not_a_runner = 42
+
+
+    def not_a_factory(store):
+        return "a runner, promised"
 """
 
 
@@ -157,6 +161,12 @@ class TestFindingTheRunner:
         monkeypatch.setenv("EVENTKIT_APP", "cli_shop_app:not_a_runner")
         assert main(["projections", "status", "--store", f"sqlite:///{shop}"]) == 2
         assert "is neither a ProjectionRunner nor a callable" in capsys.readouterr().err
+
+    def test_a_factory_returning_something_else_is_a_usage_error(self, shop, monkeypatch, capsys):
+        """A callable that does not return a ProjectionRunner is refused, exit code 2."""
+        monkeypatch.setenv("EVENTKIT_APP", "cli_shop_app:not_a_factory")
+        assert main(["projections", "status", "--store", f"sqlite:///{shop}"]) == 2
+        assert "returned a str, not a ProjectionRunner" in capsys.readouterr().err
 
     def test_an_unknown_projection_fails(self, shop, capsys):
         """A projection name the runner does not run fails with one line."""

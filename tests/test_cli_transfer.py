@@ -117,6 +117,27 @@ class TestImport:
         with sqlite(source) as before, sqlite(target) as after:
             assert all_records(after) == all_records(before)
 
+    def test_resume_settles_a_stream_stored_in_part(self, tmp_path, capsys):
+        """A stream whose first events are stored gets only the rest on --resume."""
+        source = sqlite_store(tmp_path / "one.db", 40, streams=1)
+        exported = tmp_path / "one.jsonl"
+        assert main(["export", str(exported), "--store", source]) == 0
+        lines = exported.read_text(encoding="utf-8").splitlines(keepends=True)
+        cut = tmp_path / "cut.jsonl"
+        cut.write_text("".join(lines[:26]), encoding="utf-8")
+        target = f"sqlite:///{tmp_path / 'copy.db'}"
+        assert main(["import", str(cut), "--store", target]) == 1
+        assert main(["import", str(exported), "--store", target, "--resume"]) == 0
+        with sqlite(source) as before, sqlite(target) as after:
+            assert all_records(after) == all_records(before)
+
+    def test_resume_refuses_a_stream_that_holds_other_events(self, tmp_path, exported, capsys):
+        """A target whose stream holds another event at a version of the file's fails."""
+        target = f"sqlite:///{tmp_path / 'other.db'}"
+        sqlite_store(tmp_path / "other.db", 3)
+        assert main(["import", str(exported), "--store", target, "--resume"]) == 1
+        assert "in the target is event " in capsys.readouterr().err
+
     @pytest.mark.parametrize(
         ("first_line", "message"),
         [
