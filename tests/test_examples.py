@@ -47,6 +47,19 @@ def test_bank_account_reruns_on_the_file_it_is_given(tmp_path):
     assert f"the events are in {path}" in out
 
 
+def test_bank_account_leaves_nothing_for_git_to_show_but_its_database(tmp_path):
+    """After the demo, git status in its folder lists bank.db alone: locks ignore themselves."""
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    run("bank_account.py", cwd=tmp_path)
+    status = subprocess.run(
+        ["git", "-C", str(tmp_path), "status", "--porcelain", "--untracked-files=all"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert status.splitlines() == ["?? bank.db"]
+
+
 def test_bank_account_leaves_other_files_alone(tmp_path):
     """The example refuses to replace a file it did not write."""
     path = tmp_path / "notes.txt"
@@ -126,3 +139,17 @@ def test_flight_booking_names_the_stores_it_cannot_open_yet(tmp_path):
     )
     assert (result.returncode, list(tmp_path.iterdir())) == (1, [])
     assert "postgresql:// stores are not supported yet" in result.stderr
+
+
+def test_cqrs_over_nats(tmp_path):
+    """A read service in another process builds seat availability from the relayed stream."""
+    from tests.broker_support import NATS_URL, require_nats  # noqa: PLC0415
+
+    require_nats()
+    out = run("cqrs_over_nats.py", NATS_URL, cwd=tmp_path)
+    assert "write service: appended bookings up to position 22" in out
+    assert re.search(r"^relay: published 22 events to FLIGHTS_\w+, lag 0$", out, re.MULTILINE)
+    assert "read service: applied up to position 22, lag 0" in out
+    assert "read service: LX318 has 3 of 12 seats free" in out
+    assert "read service: LX319 has 3 of 12 seats free" in out
+    assert out.endswith("read model equals the fold of the events: yes\n")

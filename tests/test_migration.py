@@ -117,7 +117,7 @@ class TestVerify:
         assert (group.failed, group.first_failure.error.split(":")[0]) == (1, "UnknownEventType")
 
     def test_any_exception_while_decoding_is_reported(self):
-        """A converter hook raising its own error is still counted, not raised."""
+        """A converter hook raising its own error is counted as a located decoding error."""
         converter = make_converter()
         converter.register_structure_hook(Fussy, structure_fussy)
         store = InMemoryEventStore(registry=fussy_registry, converter=converter)
@@ -125,7 +125,10 @@ class TestVerify:
         store.append_records([raw("s", "tests.Fussy", 1, '{"n":13}')])
         report = verify(store)
         assert (report.loaded, report.failed, report.ok) == (1, 1, False)
-        assert report.groups[0].first_failure.error == "FussyError: unlucky"
+        assert report.groups[0].first_failure.error == (
+            "SerializationError: stream 's', version 2, position 2, event type 'tests.Fussy': "
+            "stored data does not fit Fussy: FussyError: unlucky"
+        )
 
 
 class TestMigrate:

@@ -186,7 +186,7 @@ class TestSaveSnapshotValidation:
             ({"aggregate_type": ""}, ValueError, "aggregate_type"),
             ({"aggregate_type": None}, ValueError, "aggregate_type"),
             ({"version": 0}, ValueError, "version"),
-            ({"version": "3"}, ValueError, "version"),
+            ({"version": "3"}, TypeError, "version"),
             ({"snapshot_version": 0}, ValueError, "snapshot_version"),
             ({"event_id": str(uuid.uuid4())}, TypeError, "event_id"),
             ({"state": {"id": "1"}}, TypeError, "state"),

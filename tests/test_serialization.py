@@ -160,7 +160,7 @@ class TestDecodingErrors:
         with pytest.raises(UnknownEventType) as info:
             codec.decode(record)
         assert str(info.value) == (
-            "stream 's', version 7, event type 'tests.Gone': "
+            "stream 's', version 7, position 7, event type 'tests.Gone': "
             "no event class is registered under this name"
         )
         assert info.value.schema_version == 4
@@ -179,7 +179,7 @@ class TestDecodingErrors:
     def test_missing_field_names_the_field(self, codec):
         """Data lacking a required field says which field."""
         record = stored(NewRecord(uuid.uuid4(), "tests.Plain", 1, "{}", "{}"))
-        with pytest.raises(SerializationError, match=r"required field missing @ \$\.value"):
+        with pytest.raises(SerializationError, match=r"missing key @ \$\.value"):
             codec.decode(record)
 
     def test_newer_schema_version_than_the_code_raises_upcast_error(self, codec):

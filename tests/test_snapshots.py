@@ -22,6 +22,7 @@ from eventkit import (
     Repository,
     SerializationError,
     SnapshotProgress,
+    SnapshotWarning,
     StoreError,
     StreamNotFound,
     VersionNotFoundError,
@@ -475,7 +476,10 @@ class TestLoadingFromSnapshots:
     def test_a_snapshot_without_events_is_ignored_and_the_stream_missing(self, accounts, store):
         """A snapshot whose stream has no events does not make the aggregate exist."""
         store.save_snapshot(snapshot_of(Account("9", version=2)))
-        with pytest.raises(StreamNotFound):
+        with (
+            pytest.raises(StreamNotFound),
+            pytest.warns(SnapshotWarning, match="ends before version 2"),
+        ):
             accounts.load("9")
 
     def test_an_aggregate_with_containers_round_trips(self, store):
@@ -511,7 +515,10 @@ class TestUnusableSnapshots:
         open_account(accounts, "1", 1, 2, 3)
         record = store.load_snapshot("account-1")
         store.save_snapshot(record._replace(state='{"id": "1", "bal'))
-        with caplog.at_level(logging.WARNING, logger=LOGGER):
+        with (
+            caplog.at_level(logging.WARNING, logger=LOGGER),
+            pytest.warns(SnapshotWarning, match="'account-1'.*not valid JSON"),
+        ):
             loaded = accounts.load("1")
         assert loaded == replayed.load("1")
         assert "ignoring the snapshot at version 3" in caplog.text
@@ -521,7 +528,10 @@ class TestUnusableSnapshots:
         """A snapshot newer than the stream (a restored store) is ignored with a warning."""
         open_account(accounts, "1", 1)
         store.save_snapshot(snapshot_of(Account("1", version=50))._replace(stream_id="account-1"))
-        with caplog.at_level(logging.WARNING, logger=LOGGER):
+        with (
+            caplog.at_level(logging.WARNING, logger=LOGGER),
+            pytest.warns(SnapshotWarning, match="ends before version 50"),
+        ):
             loaded = accounts.load("1")
         assert (loaded, "ends before version 50" in caplog.text) == (replayed.load("1"), True)
 
@@ -531,7 +541,10 @@ class TestUnusableSnapshots:
         tamper(store, "account-1", owner="stale")
         record = store.load_snapshot("account-1")
         store.save_snapshot(record._replace(event_id=uuid.uuid4()))
-        with caplog.at_level(logging.WARNING, logger=LOGGER):
+        with (
+            caplog.at_level(logging.WARNING, logger=LOGGER),
+            pytest.warns(SnapshotWarning, match="not the one it was taken after"),
+        ):
             loaded = accounts.load("1")
         assert (loaded, "not the one it was taken after" in caplog.text) == (
             replayed.load("1"),
@@ -544,7 +557,10 @@ class TestUnusableSnapshots:
         """A row so corrupt that the backend fails to read it is logged; load replays."""
         open_account(accounts, "1", 1, 2, 3)
         store.snapshot_read_failure = ValueError("badly formed hexadecimal UUID string")
-        with caplog.at_level(logging.WARNING, logger=LOGGER):
+        with (
+            caplog.at_level(logging.WARNING, logger=LOGGER),
+            pytest.warns(SnapshotWarning, match="cannot be read"),
+        ):
             loaded = accounts.load("1")
         assert (loaded, "snapshot that cannot be read" in caplog.text) == (
             replayed.load("1"),
@@ -557,7 +573,8 @@ class TestUnusableSnapshots:
         open_account(accounts, "1", 1, 2, 3)
         record = store.load_snapshot("account-1")
         store.save_snapshot(record._replace(state="corrupt"))
-        account = accounts.load("1")
+        with pytest.warns(SnapshotWarning):
+            account = accounts.load("1")
         account.deposit(Decimal(4))  # version 5: not a multiple of 3
         accounts.save(account)
         replaced = store.load_snapshot("account-1")
@@ -570,7 +587,8 @@ class TestUnusableSnapshots:
         """Once replaced, snapshots follow the policy again."""
         open_account(accounts, "1", 1, 2, 3)
         store.save_snapshot(store.load_snapshot("account-1")._replace(state="corrupt"))
-        account = accounts.load("1")
+        with pytest.warns(SnapshotWarning):
+            account = accounts.load("1")
         account.deposit(Decimal(4))
         accounts.save(account)  # replaces, at version 5
         account.deposit(Decimal(5))

@@ -67,6 +67,9 @@ RENAMES = {
     "amap": "map",  # the builtin: dropped from the compat import (BUILTINS)
     "pytest_asyncio": "pytest",
     "a_collect": "collect",
+    "ABarrier": "Barrier",
+    "ACaller": "Caller",
+    "await_thread_event": "wait_event",
 }
 # Async-only decorators and markers: lines holding only these are dropped.
 DROPPED_LINES = re.compile(

@@ -47,6 +47,8 @@ from eventkit._migration import migrate, verify
 from eventkit._migration_async import migrate_async, verify_async
 from eventkit._projections import (
     AsyncProjectionRunner,
+    AsyncSubscriber,
+    AsyncSubscriberRunner,
     ErrorPolicy,
     ParkOnError,
     Projection,
@@ -55,8 +57,14 @@ from eventkit._projections import (
     ProjectionStatus,
     RetryOnError,
     StopOnError,
+    Subscriber,
+    SubscriberRunner,
 )
 from eventkit._records import AppendResult, DeadLetter
+from eventkit._relay._message import BrokerMessage
+from eventkit._relay._reader import BrokerProjectionRunner
+from eventkit._relay._relay import Publisher, Relay
+from eventkit._relay._source import Delivery, Lag, Source
 from eventkit._reports import MigrationReport, VerifyFailure, VerifyGroup, VerifyReport
 from eventkit._repository import Repository
 from eventkit._repository_async import AsyncRepository
@@ -67,12 +75,16 @@ from eventkit._store_async import AsyncEventStore
 from eventkit._upcasting import check_upcasters
 from eventkit._urls import open_store
 from eventkit.exceptions import (
+    ArgumentError,
+    ArgumentTypeError,
+    BrokerError,
     ConcurrencyError,
     DuplicateEventIdError,
     EventKitError,
     ProjectionError,
     RegistrationError,
     SerializationError,
+    SnapshotWarning,
     StoreError,
     StreamNotFound,
     UnknownEventType,
@@ -86,15 +98,23 @@ __all__ = [
     "STREAM_EXISTS",
     "Aggregate",
     "AppendResult",
+    "ArgumentError",
+    "ArgumentTypeError",
     "AsyncEventStore",
     "AsyncInMemoryEventStore",
     "AsyncPostgresEventStore",
     "AsyncProjectionRunner",
     "AsyncRepository",
     "AsyncSQLiteEventStore",
+    "AsyncSubscriber",
+    "AsyncSubscriberRunner",
+    "BrokerError",
+    "BrokerMessage",
+    "BrokerProjectionRunner",
     "ConcurrencyError",
     "ContextUpcaster",
     "DeadLetter",
+    "Delivery",
     "DuplicateEventIdError",
     "ErrorPolicy",
     "EventKitError",
@@ -104,7 +124,12 @@ __all__ = [
     "ExpectedVersion",
     "FeedDelay",
     "InMemoryEventStore",
+    "KafkaPublisher",
+    "KafkaSource",
+    "Lag",
     "MigrationReport",
+    "NatsPublisher",
+    "NatsSource",
     "NewEvent",
     "ParkOnError",
     "PostgresEventStore",
@@ -113,8 +138,10 @@ __all__ = [
     "ProjectionRunner",
     "ProjectionState",
     "ProjectionStatus",
+    "Publisher",
     "RecordedEvent",
     "RegistrationError",
+    "Relay",
     "Repository",
     "RetiredEvent",
     "RetryOnError",
@@ -122,11 +149,15 @@ __all__ = [
     "SerializationError",
     "SnapshotPolicy",
     "SnapshotProgress",
+    "SnapshotWarning",
+    "Source",
     "StopOnError",
     "StoreError",
     "StreamAppend",
     "StreamNotFound",
     "StreamState",
+    "Subscriber",
+    "SubscriberRunner",
     "UnknownEventType",
     "UpcastContext",
     "UpcastError",
@@ -153,6 +184,10 @@ __all__ = [
 _LAZY = {
     "AsyncPostgresEventStore": ("eventkit._backends.postgres", "postgres"),
     "FeedDelay": ("eventkit._backends.postgres", "postgres"),
+    "KafkaPublisher": ("eventkit._relay._kafka", "kafka"),
+    "KafkaSource": ("eventkit._relay._kafka", "kafka"),
+    "NatsPublisher": ("eventkit._relay._nats", "nats"),
+    "NatsSource": ("eventkit._relay._nats", "nats"),
     "PostgresEventStore": ("eventkit._backends.postgres", "postgres"),
 }
 

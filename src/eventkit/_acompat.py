@@ -11,13 +11,15 @@ pair of small modules, not in the sources.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Coroutine
+    import threading
+    from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 
 T = TypeVar("T")
 U = TypeVar("U")
+P = ParamSpec("P")
 
 ALock = asyncio.Lock
 AEvent = asyncio.Event
@@ -119,3 +121,47 @@ class ARLock:
         if self._depth == 0:
             self._owner = None
             self._lock.release()
+
+
+# -- for the conformance suites: their calls and races, with tasks here --------------------
+
+ABarrier = asyncio.Barrier
+
+
+class ACaller:
+    """
+    Calls coroutine functions from plain code, each to its end, on an event loop of its own.
+
+    For code that cannot be a coroutine itself, such as a hypothesis rule.
+    """
+
+    def __init__(self) -> None:
+        self._runner = asyncio.Runner()
+
+    def call(
+        self, function: Callable[P, Coroutine[Any, Any, T]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Return what awaiting ``function(*args, **kwargs)`` returns."""
+        return self._runner.run(function(*args, **kwargs))
+
+    def close(self) -> None:
+        """Close the event loop."""
+        self._runner.close()
+
+
+async def run_concurrently(*functions: Callable[[], Awaitable[object]]) -> None:
+    """
+    Call each of *functions* in a task of its own, all at once; return when all ended.
+
+    When some raised, the first one's exception (in argument order) is raised again,
+    after the others ended: a failing racer never leaves the rest running.
+    """
+    outcomes = await asyncio.gather(*(function() for function in functions), return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
+async def await_thread_event(event: threading.Event, timeout: float | None) -> bool:
+    """Wait until *event*, which any thread may set, is set or *timeout* passes; return it."""
+    return await asyncio.to_thread(event.wait, timeout)

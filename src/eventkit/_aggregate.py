@@ -10,6 +10,8 @@ from typing import Any, ClassVar, Self
 
 import attrs
 
+from eventkit.exceptions import ArgumentError
+
 
 @attrs.define
 class Aggregate(abc.ABC):
@@ -108,10 +110,10 @@ class Aggregate(abc.ABC):
         Apply already-stored *events* without queueing them; return the aggregate.
 
         Raises:
-            ValueError: The aggregate has pending events (replaying would misnumber them).
+            ArgumentError: The aggregate has pending events (replaying would misnumber them).
         """
         if self._pending:
-            raise ValueError(
+            raise ArgumentError(
                 f"cannot replay history into aggregate {self.id!r}: it has "
                 f"{len(self._pending)} unsaved events"
             )

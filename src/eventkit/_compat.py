@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+T = TypeVar("T")
+P = ParamSpec("P")
 
 Lock = threading.Lock
 Event = threading.Event
@@ -64,3 +67,44 @@ def current_owner() -> object:
 def owner_alive(owner: object) -> bool:
     """Return whether the lock holder *owner* (a thread) still runs."""
     return isinstance(owner, threading.Thread) and owner.is_alive()
+
+
+# -- for the conformance suites: their calls and races, with threads here ------------------
+
+Barrier = threading.Barrier
+
+
+class Caller:
+    """Calls functions: the counterpart of ``ACaller``, which runs coroutines on its loop."""
+
+    def call(self, function: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Return what ``function(*args, **kwargs)`` returns."""
+        return function(*args, **kwargs)
+
+    def close(self) -> None:
+        """Do nothing: there is no loop to close."""
+
+
+def run_concurrently(*functions: Callable[[], object]) -> None:
+    """
+    Call each of *functions* in a thread of its own, all at once; return when all ended.
+
+    When some raised, the first one's exception (in argument order) is raised again,
+    after the others ended: a failing racer never leaves the rest running.
+    """
+    outcomes: list[BaseException | None] = [None] * len(functions)
+
+    def call(index: int) -> None:
+        try:
+            functions[index]()
+        except BaseException as exc:  # noqa: BLE001 (raised again below, in the caller's thread)
+            outcomes[index] = exc
+
+    threads = [threading.Thread(target=call, args=(index,)) for index in range(len(functions))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for outcome in outcomes:
+        if outcome is not None:
+            raise outcome

@@ -10,6 +10,8 @@ from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar, cast
 
 import attrs
 
+from eventkit.exceptions import ArgumentTypeError
+
 E = TypeVar("E", covariant=True)  # noqa: PLC0105 (the event type parameter of RecordedEvent)
 
 
@@ -47,11 +49,16 @@ def _metadata_dict(value: Mapping[str, str]) -> dict[str, str]:
     result = dict(value)  # a copy: the caller's dict must not change a frozen event
     for key, item in cast("Mapping[object, object]", result).items():
         if not isinstance(key, str) or not isinstance(item, str):
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"event metadata must map str to str; got {key!r}: {item!r} "
                 f"({type(key).__name__} -> {type(item).__name__})"
             )
     return result
+
+
+def _uuid(_: object, __: attrs.Attribute[uuid.UUID], value: object) -> None:
+    if not isinstance(value, uuid.UUID):
+        raise ArgumentTypeError(f"event_id must be a UUID, got {value!r}")
 
 
 @attrs.frozen
@@ -75,9 +82,7 @@ class NewEvent:
     """
 
     event: Any
-    event_id: uuid.UUID = attrs.field(
-        factory=uuid.uuid4, validator=attrs.validators.instance_of(uuid.UUID), kw_only=True
-    )
+    event_id: uuid.UUID = attrs.field(factory=uuid.uuid4, validator=_uuid, kw_only=True)
     metadata: Mapping[str, str] = attrs.field(factory=dict, converter=_metadata_dict, kw_only=True)
 
 

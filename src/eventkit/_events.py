@@ -401,12 +401,29 @@ class EventRegistry:
         """Return the entry registered under *name*, or None."""
         return self._by_name.get(name)
 
+    def lookup(self) -> Callable[[str], EventType | None]:
+        """
+        Return a function that does what `get` does, for paths that run once per event.
+
+        It reads the registry's live table, so it sees later registrations too, and it
+        is the table's own ``get``: no Python frame per call.
+        """
+        return self._by_name.get
+
 
 def _check_name(name: object, prefix: str) -> None:
-    if not isinstance(name, str) or not name or name != name.strip():
+    # Type names are stored in a column of every backend: PostgreSQL's text cannot hold
+    # NUL, and no UTF-8 database a lone surrogate.
+    if (
+        not isinstance(name, str)
+        or not name
+        or name != name.strip()
+        or "\x00" in name
+        or any("\ud800" <= char <= "\udfff" for char in name)
+    ):
         raise RegistrationError(
             f"{prefix}: event type name must be a non-empty string without surrounding "
-            f"whitespace, got {name!r}"
+            f"whitespace, NUL or lone surrogates, got {name!r}"
         )
 
 

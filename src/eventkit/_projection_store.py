@@ -67,8 +67,8 @@ class ProjectionStore(Protocol):
     The storage an `ProjectionRunner` needs from a backend.
 
     A backend class implements this beside its event store; `InMemoryEventStore`
-    is the readable reference, and the conformance suites of ``eventkit.testing``
-    check an implementation.
+    is the readable reference, and `eventkit.testing.ProjectionStoreContract`
+    checks an implementation.
 
     .. versionadded:: 0.1.0
     """

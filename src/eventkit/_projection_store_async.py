@@ -64,8 +64,8 @@ class AsyncProjectionStore(Protocol):
     The storage an `AsyncProjectionRunner` needs from a backend.
 
     A backend class implements this beside its event store; `AsyncInMemoryEventStore`
-    is the readable reference, and the conformance suites of ``eventkit.testing``
-    check an implementation.
+    is the readable reference, and `eventkit.testing.ProjectionStoreContract`
+    checks an implementation.
 
     .. versionadded:: 0.1.0
     """

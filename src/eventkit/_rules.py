@@ -12,13 +12,19 @@ refuses the same input with the same error.
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple
 from uuid import UUID
 
 from eventkit._envelope import ANY, NO_STREAM, STREAM_EXISTS, ExpectedVersion, StreamState
 from eventkit._records import AppendResult, NewRecord, RecordWrite, SnapshotRecord, StoredEventRef
-from eventkit.exceptions import ConcurrencyError, DuplicateEventIdError
+from eventkit.exceptions import (
+    ArgumentError,
+    ArgumentTypeError,
+    ConcurrencyError,
+    DuplicateEventIdError,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -144,10 +150,10 @@ class AppendPlan:
         Return one `AppendResult` per write, given the positions of the rows, in order.
 
         Raises:
-            ValueError: *positions* does not hold one position per row.
+            ArgumentError: *positions* does not hold one position per row.
         """
         if len(positions) != len(self._rows):
-            raise ValueError(f"expected {len(self._rows)} positions, got {len(positions)}")
+            raise ArgumentError(f"expected {len(self._rows)} positions, got {len(positions)}")
         results: list[AppendResult] = []
         start = 0
         for outcome in self._outcomes:
@@ -216,15 +222,45 @@ def decide_append(
 # -- argument checks ------------------------------------------------------------------------
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable(text: str) -> bool:
+    """
+    Return whether every backend can store the string *text* exactly.
+
+    PostgreSQL's ``text`` cannot hold NUL, and no UTF-8 database can hold a lone
+    surrogate (half of a UTF-16 pair, which Python strings may contain).
+
+    .. versionadded:: 0.1.0
+    """
+    # isascii() is a flag check, so the common case costs one scan for NUL.
+    return "\x00" not in text and (text.isascii() or not _SURROGATE.search(text))
+
+
 def check_stream_id(stream_id: object) -> str:
     """
-    Return *stream_id* if it can name a stream, else raise.
+    Return *stream_id* if it can name a stream on every backend, else raise.
+
+    A stream id is any non-empty string without NUL characters and lone surrogates:
+    control characters, spaces and text outside the BMP are all fine, and read back
+    exactly from every backend.
 
     Raises:
-        ValueError: *stream_id* is not a non-empty string.
+        ArgumentTypeError: *stream_id* is not a string.
+        ArgumentError: *stream_id* is empty, or holds NUL or a lone surrogate.
+
+    .. versionadded:: 0.1.0
     """
-    if not isinstance(stream_id, str) or not stream_id:
-        raise ValueError(f"stream_id must be a non-empty string, got {stream_id!r}")
+    if not isinstance(stream_id, str):
+        raise ArgumentTypeError(f"stream_id must be a non-empty string, got {stream_id!r}")
+    if not stream_id:
+        raise ArgumentError(f"stream_id must be a non-empty string, got {stream_id!r}")
+    if not storable(stream_id):
+        raise ArgumentError(
+            f"stream_id {stream_id!r} holds NUL or a lone surrogate, which not every "
+            "backend can store"
+        )
     return stream_id
 
 
@@ -233,12 +269,15 @@ def check_count(name: str, value: object, minimum: int, *, optional: bool = True
     Raise unless *value* is an integer >= *minimum* (or None, when *optional*).
 
     Raises:
-        ValueError: Naming the argument *name*.
+        ArgumentTypeError: *value* is not an integer, naming the argument *name*.
+        ArgumentError: *value* is below *minimum*, naming the argument *name*.
     """
     if value is None and optional:
         return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ArgumentTypeError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ArgumentError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def check_expected_version_arg(stream_id: str, expected: object) -> None:
@@ -246,27 +285,29 @@ def check_expected_version_arg(stream_id: str, expected: object) -> None:
     Raise unless *expected* is an expected version `BaseEventStore.append` accepts.
 
     Raises:
-        TypeError: It is not an int or a `StreamState`.
-        ValueError: It is a negative int.
+        ArgumentTypeError: It is not an int or a `StreamState`.
+        ArgumentError: It is a negative int.
     """
     if isinstance(expected, StreamState):
         return
     if isinstance(expected, bool) or not isinstance(expected, int):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"stream {stream_id!r}: expected_version must be an int, NO_STREAM, "
             f"STREAM_EXISTS or ANY, got {expected!r}"
         )
     if expected < 0:
-        raise ValueError(f"stream {stream_id!r}: expected_version must be >= 0, got {expected}")
+        raise ArgumentError(f"stream {stream_id!r}: expected_version must be >= 0, got {expected}")
 
 
 def check_writes(writes: Sequence[RecordWrite]) -> None:
     """
-    Raise unless *writes* can be one atomic append.
+    Raise unless *writes* can be one atomic append that every backend stores exactly.
 
     Raises:
-        ValueError: A stream id is invalid or appears twice.
-        TypeError, ValueError: An expected version is invalid.
+        ArgumentError: A stream id is invalid or appears twice; a record's type name,
+            data or metadata is not text every backend can store.
+        ArgumentTypeError: A stream id or a record's field has the wrong type.
+        ArgumentTypeError, ArgumentError: An expected version is invalid.
         DuplicateEventIdError: An event id appears twice in the append.
     """
     streams: set[str] = set()
@@ -275,7 +316,7 @@ def check_writes(writes: Sequence[RecordWrite]) -> None:
         check_stream_id(write.stream_id)
         check_expected_version_arg(write.stream_id, write.expected_version)
         if write.stream_id in streams:
-            raise ValueError(f"stream {write.stream_id!r} appears twice in one append")
+            raise ArgumentError(f"stream {write.stream_id!r} appears twice in one append")
         streams.add(write.stream_id)
         for record in write.records:
             if record.recorded_at is not None:
@@ -284,6 +325,23 @@ def check_writes(writes: Sequence[RecordWrite]) -> None:
             if other is not None:
                 raise DuplicateEventIdError(record.event_id, write.stream_id, other)
             ids[record.event_id] = write.stream_id
+            _check_record(write.stream_id, record)
+
+
+def _check_record(stream_id: str, record: NewRecord) -> None:
+    # What the codec writes always passes; records from tooling are checked here, so
+    # that no backend stores what another could not.
+    event_type, data, metadata = record.event_type, record.data, record.metadata
+    if str is event_type.__class__ is data.__class__ is metadata.__class__:
+        if event_type and storable(event_type) and storable(data) and storable(metadata):
+            return
+        raise ArgumentError(
+            f"stream {stream_id!r}: a record's event type must be non-empty, and its type, "
+            "data and metadata must hold no NUL or lone surrogate"
+        )
+    raise ArgumentTypeError(
+        f"stream {stream_id!r}: a record's event type, data and metadata must be strings"
+    )
 
 
 def check_recorded_at(stream_id: str, recorded_at: object) -> None:
@@ -291,10 +349,10 @@ def check_recorded_at(stream_id: str, recorded_at: object) -> None:
     Raise unless *recorded_at* is a timezone-aware datetime (a record's given time).
 
     Raises:
-        ValueError: Naming the stream.
+        ArgumentError: Naming the stream.
     """
     if not isinstance(recorded_at, datetime) or recorded_at.utcoffset() is None:
-        raise ValueError(
+        raise ArgumentError(
             f"stream {stream_id!r}: recorded_at must be a timezone-aware datetime, "
             f"got {recorded_at!r}"
         )
@@ -305,28 +363,35 @@ def check_snapshot_record(record: object) -> SnapshotRecord:
     Return *record* if it is a `SnapshotRecord` whose every field is valid, else raise.
 
     Raises:
-        TypeError, ValueError: Naming the stream and the field at fault.
+        ArgumentTypeError, ArgumentError: Naming the stream and the field at fault.
     """
     if not isinstance(record, SnapshotRecord):
-        raise TypeError(f"expected a SnapshotRecord, got {type(record).__qualname__}")
+        raise ArgumentTypeError(f"expected a SnapshotRecord, got {type(record).__qualname__}")
     check_stream_id(record.stream_id)
     where = f"snapshot of stream {record.stream_id!r}"
     # Typed as object: the annotations are what callers should pass, not what they did.
     fields: dict[str, object] = record._asdict()
     aggregate_type, seconds = fields["aggregate_type"], fields["build_seconds"]
-    if not isinstance(aggregate_type, str) or not aggregate_type:
-        raise ValueError(f"{where}: aggregate_type must be a non-empty string")
+    if not isinstance(aggregate_type, str) or not aggregate_type or not storable(aggregate_type):
+        raise ArgumentError(
+            f"{where}: aggregate_type must be a non-empty string without NUL or lone surrogates"
+        )
     check_count(f"{where}: version", fields["version"], 1, optional=False)
     check_count(f"{where}: snapshot_version", fields["snapshot_version"], 1, optional=False)
     if not isinstance(fields["event_id"], UUID):
-        raise TypeError(f"{where}: event_id must be a UUID, got {record.event_id!r}")
-    if not isinstance(fields["state"], str):
-        raise TypeError(f"{where}: state must be JSON text, got {type(record.state).__qualname__}")
+        raise ArgumentTypeError(f"{where}: event_id must be a UUID, got {record.event_id!r}")
+    state = fields["state"]
+    if not isinstance(state, str):
+        raise ArgumentTypeError(
+            f"{where}: state must be JSON text, got {type(record.state).__qualname__}"
+        )
+    if not storable(state):
+        raise ArgumentError(f"{where}: state must hold no NUL or lone surrogate")
     taken_at = fields["taken_at"]
     if not isinstance(taken_at, datetime) or taken_at.utcoffset() is None:
-        raise ValueError(f"{where}: taken_at must be a timezone-aware datetime")
+        raise ArgumentError(f"{where}: taken_at must be a timezone-aware datetime")
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-        raise TypeError(f"{where}: build_seconds must be a number, got {seconds!r}")
+        raise ArgumentTypeError(f"{where}: build_seconds must be a number, got {seconds!r}")
     if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"{where}: build_seconds must be finite and >= 0, got {seconds!r}")
+        raise ArgumentError(f"{where}: build_seconds must be finite and >= 0, got {seconds!r}")
     return record

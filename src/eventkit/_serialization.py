@@ -1,23 +1,22 @@
 """
 Serialization: events and aggregate states to stored text and back.
 
-This is the only module that imports cattrs. Backends never see domain objects: they
-store and return records (`NewRecord` in, `EventRecord` out) whose data and metadata
-are JSON text encoded here, once. Old data is brought up to date by the upcaster
-chains of `_upcasting` on its way back in.
+Backends never see domain objects: they store and return records (`NewRecord` in,
+`EventRecord` out) whose data and metadata are JSON text encoded here, once. Old data
+is brought up to date by the upcaster chains of `_upcasting` on its way back in, and
+structured strictly by the converter of `_converter`: decoding returns exactly what
+was written, or raises `SerializationError` naming the stored event and the field.
 """
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Set as AbstractSet
-from datetime import date, datetime, time
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 import cattrs
 
+from eventkit._converter import describe as _describe
+from eventkit._converter import make_converter
 from eventkit._envelope import NewEvent, RecordedEvent
 from eventkit._events import RetiredEvent
 from eventkit._json import (
@@ -26,43 +25,21 @@ from eventkit._json import (
     decode_metadata,
     encode_json,
     encode_metadata,
+    scan_json,
 )
 from eventkit._records import EventRecord, NewRecord
 from eventkit._upcasting import UpcastChains, chain_error
-from eventkit.exceptions import SerializationError, UnknownEventType
+from eventkit.exceptions import SerializationError, UnknownEventType, UpcastError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from collections.abc import Set as AbstractSet
+
     from eventkit._events import EventRegistry, EventType
 
+__all__ = ["Codec", "make_converter"]
+
 T = TypeVar("T")
-
-
-def make_converter() -> cattrs.Converter:
-    """
-    Return a new cattrs converter configured the way eventkit stores events.
-
-    Decimals, UUIDs, datetimes, dates and times become strings (exactly, with no float
-    on the way); bytes become base64; sets and frozensets become lists. Register your
-    own hooks on it and pass it to a store as *converter* for other types.
-
-    .. versionadded:: 0.1.0
-    """
-    converter = cattrs.Converter(unstruct_collection_overrides={AbstractSet: list})
-    for exact in (Decimal, UUID):
-        converter.register_unstructure_hook(exact, str)
-        converter.register_structure_hook(exact, lambda value, cls: cls(value))
-    for temporal in (datetime, date, time):
-        converter.register_unstructure_hook(temporal, temporal.isoformat)
-        converter.register_structure_hook(temporal, lambda value, cls: cls.fromisoformat(value))
-    converter.register_unstructure_hook(bytes, lambda value: base64.b64encode(value).decode())
-    converter.register_structure_hook(bytes, lambda value, _: base64.b64decode(value))
-    return converter
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, cattrs.BaseValidationError):
-        return "; ".join(cattrs.transform_error(exc, path="$"))
-    return f"{type(exc).__name__}: {exc}"
 
 
 class Codec:
@@ -80,6 +57,8 @@ class Codec:
         self.registry = registry
         self.converter = converter if converter is not None else make_converter()
         self.upcasting = UpcastChains(registry)
+        self._entry = registry.lookup()
+        self._hook = _hook_lookup(self.converter)
 
     def encode(self, item: object) -> NewRecord:
         """
@@ -119,32 +98,73 @@ class Codec:
             SerializationError: The stored data is not valid JSON or does not fit the class.
         """
         # Unpacked once: reading fields of a NamedTuple by name costs more, per event.
-        stream_id, version, position, event_id, event_type, _, _, metadata, at = record
-        entry = self.registry.get(event_type)
+        stream_id, version, position, event_id, event_type, schema_version, data, metadata, at = (
+            record
+        )
+        entry = self._entry(event_type)
         if entry is None:
             return self._decode_unregistered(record)
+        event: Any = _NOT_READ
+        if schema_version == entry.version:
+            # The common case, in one frame: compact JSON at the current version that fits.
+            # Anything else (whitespace, bad JSON, data that does not fit) takes the
+            # general path, which decides what it is and names it.
+            cls = entry.cls
+            try:
+                value, end = scan_json(data, 0)
+                if end == len(data):
+                    event = self._hook(cls)(value, cls)
+            except Exception:  # noqa: BLE001, S110 (decode_event says what went wrong)
+                pass
+        if event is _NOT_READ:
+            event = self.decode_event(record, entry)
         return RecordedEvent(
             stream_id,
             version,
             position,
             event_id,
             at,
-            decode_metadata(metadata),
+            {} if metadata == EMPTY_METADATA else stored_metadata(record),
             event_type,
-            self.decode_event(record, entry),
+            event,
         )
 
     def decode_event(self, record: EventRecord, entry: EventType) -> Any:
-        """Return the domain event stored in *record*, whose type is *entry*."""
+        """
+        Return the domain event stored in *record*, whose type is *entry*.
+
+        Raises:
+            UpcastError: The record's data cannot be brought to the current schema
+                version, or an upcaster returned data that does not fit the class.
+            SerializationError: The stored data is not JSON or does not fit the class.
+        """
         data = _stored_data(record)
         if record.schema_version != entry.version:
             # Off the common path: only data stored at an older (or newer) schema version.
             data = self.upcasting.upgrade(record, entry.name, data)
+            return self._structure_upcast(record, entry, data)
         try:
             return self.converter.structure(data, entry.cls)
-        except (cattrs.BaseValidationError, TypeError, ValueError, KeyError) as exc:
+        except Exception as exc:  # user hooks and validators may raise anything
             detail = f"stored data does not fit {entry.cls.__qualname__}: {_describe(exc)}"
             raise _record_error(record, detail) from exc
+
+    def _structure_upcast(self, record: EventRecord, entry: EventType, data: Any) -> Any:
+        try:
+            return self.converter.structure(data, entry.cls)
+        except Exception as exc:  # user hooks and validators may raise anything
+            # The stored data was fine when written: the upcasters made it wrong.
+            step = self.upcasting.chain(record.event_type, record.schema_version).steps[-1]
+            raise UpcastError(
+                f"upcaster {step.describe()} returned data that does not fit "
+                f"{entry.cls.__qualname__}: {_describe(exc)}",
+                event_type=record.event_type,
+                from_version=record.schema_version,
+                upcaster=step.qualname,
+                stream_id=record.stream_id,
+                version=record.version,
+                position=record.position,
+            ) from exc
 
     def _decode_unregistered(self, record: EventRecord) -> RecordedEvent[Any]:
         # A retired type, a renamed one, or one nobody knows.
@@ -159,6 +179,7 @@ class Codec:
                 schema_version=record.schema_version,
                 stream_id=record.stream_id,
                 version=record.version,
+                position=record.position,
                 detail=self.upcasting.unknown_detail(record),
             )
         elif chain.problem is not None:
@@ -171,9 +192,9 @@ class Codec:
             position=record.position,
             event_id=record.event_id,
             recorded_at=record.recorded_at,
-            metadata=decode_metadata(record.metadata),
             event_type=chain.name,
             event=event,
+            metadata=stored_metadata(record),
         )
 
     def encode_state(self, obj: object) -> str:
@@ -205,7 +226,7 @@ class Codec:
         """
         try:
             data = decode_json(text)
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
             raise SerializationError(f"stored state is not valid JSON: {exc}") from exc
         if not isinstance(data, dict):
             raise SerializationError(f"stored state is a JSON {type(data).__name__}, not an object")
@@ -217,16 +238,23 @@ class Codec:
             )
         try:
             return self.converter.structure(data, cls)
-        except (
-            cattrs.BaseValidationError,
-            TypeError,
-            ValueError,
-            KeyError,
-            AttributeError,
-        ) as exc:
+        except Exception as exc:  # user hooks and validators may raise anything
             raise SerializationError(
                 f"stored state does not fit {cls.__qualname__}: {_describe(exc)}"
             ) from exc
+
+
+_NOT_READ: Any = object()
+
+
+def _hook_lookup(converter: cattrs.Converter) -> Callable[[type], Callable[[Any, type], Any]]:
+    """Return the converter's cached lookup of structuring hooks, or a function doing as it does."""
+    # cattrs keeps hooks in an lru_cache that it clears whenever a hook is registered,
+    # so calling it directly stays correct and saves converter.structure's own frame.
+    dispatch = getattr(getattr(converter, "_structure_func", None), "dispatch", None)
+    if callable(dispatch):
+        return dispatch  # type: ignore[no-any-return]
+    return converter.get_structure_hook  # pragma: no cover (a cattrs without the cache)
 
 
 def _record_error(record: EventRecord, detail: str) -> SerializationError:
@@ -235,11 +263,25 @@ def _record_error(record: EventRecord, detail: str) -> SerializationError:
         stream_id=record.stream_id,
         version=record.version,
         event_type=record.event_type,
+        position=record.position,
     )
 
 
 def _stored_data(record: EventRecord) -> Any:
     try:
         return decode_json(record.data)
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         raise _record_error(record, f"stored data is not valid JSON: {exc}") from exc
+
+
+def stored_metadata(record: EventRecord) -> dict[str, str]:
+    """
+    Return the metadata stored in *record*.
+
+    Raises:
+        SerializationError: It is not a JSON object of strings, naming the record.
+    """
+    try:
+        return decode_metadata(record.metadata)
+    except (ValueError, TypeError) as exc:
+        raise _record_error(record, f"stored metadata is damaged: {exc}") from exc

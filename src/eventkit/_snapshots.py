@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
@@ -18,7 +19,12 @@ import attrs
 
 from eventkit._aggregate import Aggregate
 from eventkit._records import SnapshotRecord
-from eventkit.exceptions import SerializationError
+from eventkit.exceptions import (
+    ArgumentError,
+    ArgumentTypeError,
+    SerializationError,
+    SnapshotWarning,
+)
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -28,7 +34,34 @@ if TYPE_CHECKING:
 
 A = TypeVar("A", bound=Aggregate)
 
-logger = logging.getLogger("eventkit.snapshots")
+
+class _Routine(str):
+    """A reason to ignore a snapshot that is no damage: it was taken by other code."""
+
+    __slots__ = ()
+
+
+class _SnapshotReporter(logging.LoggerAdapter[logging.Logger]):
+    """
+    The ``eventkit.snapshots`` logger, whose reports of damaged snapshots are warnings too.
+
+    A damaged snapshot never fails a load, so a log record alone is easy to miss; as
+    a `SnapshotWarning` it shows in test suites (which turn warnings into errors) and,
+    once per message, on stderr. Snapshots ignored for a routine reason (taken at
+    another ``snapshot_version``: every deploy that bumps it) and failed writes are
+    logged only.
+    """
+
+    def warning(self, msg: object, *args: object, **kwargs: Any) -> None:
+        self.logger.warning(msg, *args, **kwargs)
+        ignored = isinstance(msg, str) and "ignoring" in msg
+        if ignored and not any(isinstance(arg, _Routine) for arg in args):
+            # stacklevel=2: the line of eventkit that decided to ignore the snapshot.
+            warnings.warn(SnapshotWarning(str(msg) % args), stacklevel=2)
+
+
+logger = _SnapshotReporter(logging.getLogger("eventkit.snapshots"))
+"""Where snapshot problems are reported: the log, and a `SnapshotWarning`."""
 
 SnapshotPolicy: TypeAlias = Callable[[Aggregate, Sequence[Any]], bool]
 """
@@ -50,11 +83,11 @@ def snapshot_every(n: int) -> SnapshotPolicy:
     several events snapshots once, at its end, if it crossed a multiple.
 
     Raises:
-        ValueError: *n* is not an integer >= 1.
+        ArgumentError: *n* is not an integer >= 1.
     """
     checked: object = n  # what was passed, whatever the annotation says
     if isinstance(checked, bool) or not isinstance(checked, int) or checked < 1:
-        raise ValueError(f"snapshot_every must be an integer >= 1, got {n!r}")
+        raise ArgumentError(f"snapshot_every must be an integer >= 1, got {n!r}")
 
     def crosses_a_multiple(aggregate: Aggregate, new_events: Sequence[Any]) -> bool:
         before = aggregate.version - len(new_events)
@@ -68,15 +101,15 @@ def choose_policy(every: int | None, policy: SnapshotPolicy | None) -> SnapshotP
     Return the policy a repository was configured with, or None for no snapshots.
 
     Raises:
-        ValueError: Both were given, or *every* is not an integer >= 1.
-        TypeError: *policy* is not callable.
+        ArgumentError: Both were given, or *every* is not an integer >= 1.
+        ArgumentTypeError: *policy* is not callable.
     """
     if every is not None and policy is not None:
-        raise ValueError("give snapshot_every or snapshot_policy, not both")
+        raise ArgumentError("give snapshot_every or snapshot_policy, not both")
     if every is not None:
         return snapshot_every(every)
     if policy is not None and not callable(policy):
-        raise TypeError(f"snapshot_policy must be a callable, got {policy!r}")
+        raise ArgumentTypeError(f"snapshot_policy must be a callable, got {policy!r}")
     return policy
 
 
@@ -85,12 +118,12 @@ def check_snapshot_class(cls: type[Aggregate]) -> None:
     Refuse an aggregate class whose state a snapshot would not hold completely.
 
     Raises:
-        TypeError: A field is declared with ``init=False``: the converter leaves such
+        ArgumentTypeError: A field is declared with ``init=False``: the converter leaves such
             fields out, so an aggregate loaded from a snapshot would lose them.
     """
     hidden = [f.name for f in attrs.fields(cls) if not f.init and f.name not in _BOOKKEEPING]
     if hidden:
-        raise TypeError(
+        raise ArgumentTypeError(
             f"{cls.__qualname__} cannot be snapshotted: fields declared with init=False "
             f"({', '.join(hidden)}) would be left out of its snapshots"
         )
@@ -149,9 +182,9 @@ def take_snapshot(
 def unusable_reason(record: SnapshotRecord, cls: type[Aggregate]) -> str | None:
     """Return why *record* cannot hold a *cls* aggregate's state, or None if it can."""
     if record.aggregate_type != aggregate_type_name(cls):
-        return f"it holds a {record.aggregate_type}, not a {aggregate_type_name(cls)}"
+        return _Routine(f"it holds a {record.aggregate_type}, not a {aggregate_type_name(cls)}")
     if record.snapshot_version != cls.snapshot_version:
-        return (
+        return _Routine(
             f"it was taken at snapshot_version {record.snapshot_version}, and "
             f"{cls.__qualname__} is now at snapshot_version {cls.snapshot_version}"
         )

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Literal, cast, overload
 
 import attrs
 
+from eventkit.exceptions import ArgumentError, ArgumentTypeError
+
 if TYPE_CHECKING:
     from eventkit._store import EventStore
     from eventkit._store_async import AsyncEventStore
@@ -62,16 +64,17 @@ def parse_store_url(url: str) -> StoreURL:
     Read a store URL.
 
     Raises:
-        ValueError: *url* is not a store URL; the message shows it masked.
+        ArgumentError: (A ``ValueError``.) *url* is not a store URL; the message shows
+            it masked.
     """
     if not isinstance(cast("object", url), str):
-        raise TypeError(f"a store URL is a string, got {type(url).__name__}")
+        raise ArgumentTypeError(f"a store URL is a string, got {type(url).__name__}")
     if not url.strip():
-        raise ValueError(f"a store URL is needed: {_FORMS}")
+        raise ArgumentError(f"a store URL is needed: {_FORMS}")
     try:
         parts = urllib.parse.urlsplit(url.strip())
     except ValueError as exc:  # an unbalanced [ in the host, say
-        raise ValueError(f"not a store URL ({exc}): {_mask_text(url)}") from exc
+        raise ArgumentError(f"not a store URL ({exc}): {_mask_text(url)}") from exc
     scheme = parts.scheme.lower()
     if scheme == "sqlite":
         return _sqlite(parts, url.strip())
@@ -80,20 +83,20 @@ def parse_store_url(url: str) -> StoreURL:
     if scheme == "memory":
         if parts.netloc or parts.path or parts.query:
             shown = _mask_text(url)
-            raise ValueError(f"a memory:// URL takes no host, path or parameters: {shown}")
+            raise ArgumentError(f"a memory:// URL takes no host, path or parameters: {shown}")
         return StoreURL("memory", "", {}, "memory://")
     shown = _mask_text(url)
     if not scheme:
-        raise ValueError(
+        raise ArgumentError(
             f"not a store URL: {shown}; for an SQLite file write sqlite:///{shown}, "
             f"or use one of {_FORMS}"
         )
-    raise ValueError(f"unknown kind of store {scheme!r} in {shown}; use {_FORMS}")
+    raise ArgumentError(f"unknown kind of store {scheme!r} in {shown}; use {_FORMS}")
 
 
 def _sqlite(parts: urllib.parse.SplitResult, shown: str) -> StoreURL:
     if parts.netloc:
-        raise ValueError(
+        raise ArgumentError(
             f"an sqlite URL names a file, not a host: {shown}; write sqlite:///relative.db "
             "or sqlite:////absolute/path.db"
         )
@@ -101,7 +104,7 @@ def _sqlite(parts: urllib.parse.SplitResult, shown: str) -> StoreURL:
     # absolute /srv/bank.db: the form SQLAlchemy and others use.
     path = urllib.parse.unquote(parts.path.removeprefix("/"))
     if not parts.path.startswith("/") or not path:
-        raise ValueError(f"an sqlite URL needs a file: sqlite:///path/to/file.db, got {shown}")
+        raise ArgumentError(f"an sqlite URL needs a file: sqlite:///path/to/file.db, got {shown}")
     options = _parameters(parts.query, shown)
     _refuse_unknown(options, _SQLITE_PARAMETERS, shown)
     return StoreURL("sqlite", path, options, shown)
@@ -117,7 +120,7 @@ def _postgres(parts: urllib.parse.SplitResult) -> StoreURL:
     secrets += tuple(value for key, value in pairs if key == "password" and value)
     shown = _masked(parts)
     if not parts.hostname and not parts.path.strip("/") and not pairs:
-        raise ValueError(f"a PostgreSQL URL names a server or database: {shown}")
+        raise ArgumentError(f"a PostgreSQL URL names a server or database: {shown}")
     options = _parameters(parts.query, shown)
     ours = {key: value for key, value in options.items() if key in _POSTGRES_PARAMETERS}
     rest = [(key, value) for key, value in pairs if key not in _POSTGRES_PARAMETERS]
@@ -131,11 +134,11 @@ def _parameters(query: str, shown: str) -> dict[str, str]:
     try:
         pairs = urllib.parse.parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
     except ValueError as exc:
-        raise ValueError(f"unreadable parameters in {shown}") from exc
+        raise ArgumentError(f"unreadable parameters in {shown}") from exc
     found: dict[str, str] = {}
     for key, value in pairs:
         if key in found:
-            raise ValueError(f"parameter {key!r} is given twice in {shown}")
+            raise ArgumentError(f"parameter {key!r} is given twice in {shown}")
         found[key] = value
     return found
 
@@ -143,7 +146,7 @@ def _parameters(query: str, shown: str) -> dict[str, str]:
 def _refuse_unknown(options: dict[str, str], known: frozenset[str], shown: str) -> None:
     unknown = sorted(set(options) - known)
     if unknown:
-        raise ValueError(
+        raise ArgumentError(
             f"unknown parameter {unknown[0]!r} in {shown} (known: {', '.join(sorted(known))})"
         )
 
@@ -224,8 +227,8 @@ def open_store(url: str, *, asynchronous: bool = False, **options: Any) -> Any:
         The store, which the caller closes.
 
     Raises:
-        ValueError: *url* is not a store URL, or names an option that *options*
-            gives too.
+        ArgumentError: (A ``ValueError``.) *url* is not a store URL, or names an
+            option that *options* gives too.
         TypeError: An option is not one the store takes.
         ImportError: A PostgreSQL URL without the ``postgres`` extra installed.
         StoreError: The SQLite file cannot be opened.
@@ -235,7 +238,7 @@ def open_store(url: str, *, asynchronous: bool = False, **options: Any) -> Any:
     parsed = parse_store_url(url)
     twice = sorted(set(parsed.options) & set(options))
     if twice:
-        raise ValueError(f"{twice[0]!r} is given both in the URL and as an option")
+        raise ArgumentError(f"{twice[0]!r} is given both in the URL and as an option")
     arguments = {**parsed.options, **options}
     store_class = _store_class(parsed.backend, asynchronous=asynchronous)
     if parsed.backend == "memory":

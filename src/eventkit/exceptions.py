@@ -3,11 +3,15 @@ Every error eventkit raises, in one hierarchy.
 
 Catch `EventKitError` to handle anything from eventkit; catch a subclass to act on
 one failure. Builtin mixins keep idiomatic ``except`` clauses working:
-`StreamNotFound` is a ``LookupError``, `SerializationError` a ``ValueError``,
-`RegistrationError` a ``TypeError``.
+`StreamNotFound` is a ``LookupError``, `SerializationError` and `ArgumentError` are
+``ValueError``, `RegistrationError` and `ArgumentTypeError` are ``TypeError``.
 
 Each error keeps what went wrong as attributes (the stream, the versions, the event
 type) and names them in its message, so a log line alone says which event failed.
+Reading never returns a value other than the one written: stored data that does not
+fit, or a damaged row, raises a `SerializationError` that says where it is.
+
+`SnapshotWarning` is not an error: it reports a stored snapshot that was ignored.
 
 .. code-block:: text
 
@@ -16,12 +20,18 @@ type) and names them in its message, so a log line alone says which event failed
     ├── DuplicateEventIdError       event_id, stream_id, existing_stream_id
     ├── StreamNotFound              stream_id                      (LookupError)
     │   └── VersionNotFoundError    stream_id, version, actual_version
-    ├── SerializationError          stream_id, version, event_type (ValueError)
+    ├── SerializationError          stream_id, version, event_type, position (ValueError)
     │   ├── UnknownEventType        event_type, schema_version
     │   └── UpcastError             event_type, from_version, upcaster
     ├── ProjectionError             projection, position, stream_id, version, event_type
     ├── StoreError                  the backend failed; the driver's error is __cause__
-    └── RegistrationError           duplicate @event, upcaster chain gap (TypeError)
+    ├── BrokerError                 a message broker failed; the client's error is __cause__
+    ├── RegistrationError           duplicate @event, upcaster chain gap (TypeError)
+    ├── ArgumentError               an argument's value is invalid (ValueError)
+    └── ArgumentTypeError           an argument's type is wrong (TypeError)
+
+    UserWarning
+    └── SnapshotWarning             a stored snapshot was ignored; loads replay events
 """
 
 from __future__ import annotations
@@ -32,12 +42,16 @@ if TYPE_CHECKING:
     from uuid import UUID
 
 __all__ = [
+    "ArgumentError",
+    "ArgumentTypeError",
+    "BrokerError",
     "ConcurrencyError",
     "DuplicateEventIdError",
     "EventKitError",
     "ProjectionError",
     "RegistrationError",
     "SerializationError",
+    "SnapshotWarning",
     "StoreError",
     "StreamNotFound",
     "UnknownEventType",
@@ -156,10 +170,19 @@ class SerializationError(EventKitError, ValueError):
     Nothing is written when encoding fails; when decoding fails the stored event is
     left as it was. The underlying error is chained as ``__cause__``.
 
+    Reading raises it, rather than return anything but the value that was written,
+    when stored data does not fit its class (a ``null`` where a string was written, a
+    float where a ``Decimal`` was, a key the class does not have), when an
+    upcaster returns data that does not fit, and when a stored row itself is damaged
+    (metadata that is not a JSON object of strings, an event id that is not 16 bytes,
+    a version that is not an integer, a damaged snapshot row). Its message names the
+    row and, for data, the path of the field at fault (``$.amount``).
+
     Attributes:
         stream_id: The event's stream, when known.
         version: The event's version in its stream, when known.
         event_type: The event's type name (or class name when encoding).
+        position: The event's global position, when known.
         detail: What was wrong with the data.
 
     .. versionadded:: 0.1.0
@@ -172,11 +195,13 @@ class SerializationError(EventKitError, ValueError):
         stream_id: str | None = None,
         version: int | None = None,
         event_type: str | None = None,
+        position: int | None = None,
     ) -> None:
         self.detail = detail
         self.stream_id = stream_id
         self.version = version
         self.event_type = event_type
+        self.position = position
         super().__init__(self._where() + detail)
 
     def _where(self) -> str:
@@ -184,7 +209,9 @@ class SerializationError(EventKitError, ValueError):
         if self.stream_id is not None:
             parts.append(f"stream {self.stream_id!r}")
         if self.version is not None:
-            parts.append(f"version {self.version}")
+            parts.append(f"version {self.version!r}")
+        if self.position is not None:
+            parts.append(f"position {self.position!r}")
         if self.event_type is not None:
             parts.append(f"event type {self.event_type!r}")
         return (", ".join(parts) + ": ") if parts else ""
@@ -212,6 +239,7 @@ class UnknownEventType(SerializationError):  # noqa: N818 (a contract name, see 
         stream_id: str | None = None,
         version: int | None = None,
         detail: str | None = None,
+        position: int | None = None,
     ) -> None:
         self.schema_version = schema_version
         super().__init__(
@@ -219,6 +247,7 @@ class UnknownEventType(SerializationError):  # noqa: N818 (a contract name, see 
             stream_id=stream_id,
             version=version,
             event_type=event_type,
+            position=position,
         )
 
 
@@ -227,8 +256,9 @@ class UpcastError(SerializationError):
     Stored data could not be brought up to the event's current schema version.
 
     Raised when an upcaster fails, when no chain leads from the stored version to the
-    current one, or when the stored version is newer than the code knows (typically
-    after a rollback of the code).
+    current one, when the stored version is newer than the code knows (typically
+    after a rollback of the code), and when the data an upcaster chain returns does
+    not fit the event's class (then *upcaster* names the chain's last step).
 
     Attributes:
         from_version: The schema version the failing step started from.
@@ -246,10 +276,13 @@ class UpcastError(SerializationError):
         upcaster: str | None = None,
         stream_id: str | None = None,
         version: int | None = None,
+        position: int | None = None,
     ) -> None:
         self.from_version = from_version
         self.upcaster = upcaster
-        super().__init__(detail, stream_id=stream_id, version=version, event_type=event_type)
+        super().__init__(
+            detail, stream_id=stream_id, version=version, event_type=event_type, position=position
+        )
 
 
 class ProjectionError(EventKitError):
@@ -300,12 +333,62 @@ class StoreError(EventKitError):
     """
 
 
+class BrokerError(EventKitError):
+    """
+    A message broker (NATS JetStream, Kafka) refused or failed a publish or a read.
+
+    The broker client's exception, if any, is chained as ``__cause__``. A relay retries
+    the same events after it; nothing is skipped.
+
+    .. versionadded:: 0.1.0
+    """
+
+
 class RegistrationError(EventKitError, TypeError):
     """
     An event class, type name or upcaster was registered wrongly.
 
     Raised at import or start-up time, never while reading events: a class that is not
     an attrs class, a type name used twice, a gap in an upcaster chain.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+class ArgumentError(EventKitError, ValueError):
+    """
+    An argument's value is invalid.
+
+    A negative version, an empty stream id, two options that exclude each other.
+    Raised before anything is read or written. It is a ``ValueError``, so code that
+    catches ``ValueError`` keeps working, and an `EventKitError`, so that
+    ``except EventKitError`` catches everything eventkit raises.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+class ArgumentTypeError(EventKitError, TypeError):
+    """
+    An argument has the wrong type.
+
+    A version that is not an int, a policy that is not callable, a record of another
+    class. Raised before anything is read or written; a ``TypeError`` and an
+    `EventKitError`.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+class SnapshotWarning(UserWarning):
+    """
+    A stored snapshot was ignored, or could not be written.
+
+    It is damaged, or no longer fits its aggregate class or stream. A snapshot is
+    only a shortcut, so this never fails a load or a save: the aggregate is replayed
+    from its events, and the snapshot is replaced at its next save. The
+    same report goes to the ``eventkit.snapshots`` logger. Test suites that turn
+    warnings into errors see it; assert it with ``pytest.warns(SnapshotWarning)``.
 
     .. versionadded:: 0.1.0
     """

@@ -4,8 +4,15 @@ import threading
 
 import pytest
 
-from eventkit import InMemoryEventStore
-from eventkit.testing import EventStoreContract, ProjectionStoreContract, SnapshotStoreContract
+from eventkit import AsyncInMemoryEventStore, InMemoryEventStore
+from eventkit.testing import (
+    AsyncEventStoreContract,
+    AsyncProjectionStoreContract,
+    AsyncSnapshotStoreContract,
+    EventStoreContract,
+    ProjectionStoreContract,
+    SnapshotStoreContract,
+)
 
 
 class TestInMemoryEventStore(EventStoreContract, ProjectionStoreContract, SnapshotStoreContract):
@@ -35,3 +42,11 @@ class TestInMemoryEventStore(EventStoreContract, ProjectionStoreContract, Snapsh
         """The in-memory store keeps no tables, and says so when asked to drop some."""
         with pytest.raises(ValueError, match="keeps no read-model tables"):
             store.run_projection_transaction(lambda tx: tx.drop_tables(["balances"]))
+
+
+class TestAsyncInMemoryEventStore(
+    AsyncEventStoreContract, AsyncProjectionStoreContract, AsyncSnapshotStoreContract
+):
+    @pytest.fixture(name="make_store")
+    def _make_store(self):
+        return lambda registry: AsyncInMemoryEventStore(registry=registry)

@@ -15,15 +15,19 @@ from decimal import Decimal
 import pytest
 
 from eventkit import (
+    ArgumentError,
+    AsyncSQLiteEventStore,
     ConcurrencyError,
     NewEvent,
-    SerializationError,
     SQLiteEventStore,
     StoreError,
 )
 from eventkit._backends.sqlite import schema
 from eventkit._backends.sqlite.connections import Boundary
 from eventkit.testing import (
+    AsyncEventStoreContract,
+    AsyncProjectionStoreContract,
+    AsyncSnapshotStoreContract,
     EventStoreContract,
     ProjectionStoreContract,
     SnapshotStoreContract,
@@ -54,6 +58,25 @@ class TestInMemorySQLiteEventStore(
     @pytest.fixture(name="make_store")
     def _make_store(self):
         return lambda registry: SQLiteEventStore(":memory:", registry=registry)
+
+
+class TestAsyncSQLiteEventStore(
+    AsyncEventStoreContract, AsyncProjectionStoreContract, AsyncSnapshotStoreContract
+):
+    @pytest.fixture(name="make_store")
+    def _make_store(self, tmp_path):
+        counter = itertools.count()
+        return lambda registry: AsyncSQLiteEventStore(
+            tmp_path / f"{next(counter)}.db", registry=registry
+        )
+
+
+class TestAsyncInMemorySQLiteEventStore(
+    AsyncEventStoreContract, AsyncProjectionStoreContract, AsyncSnapshotStoreContract
+):
+    @pytest.fixture(name="make_store")
+    def _make_store(self):
+        return lambda registry: AsyncSQLiteEventStore(":memory:", registry=registry)
 
 
 @pytest.fixture(name="path")
@@ -459,10 +482,19 @@ class TestErrors:
             raise sqlite3.OperationalError("disk I/O error")
         assert isinstance(info.value.__cause__, sqlite3.OperationalError)
 
-    def test_a_lone_surrogate_raises_serialization_error(self, store):
-        """Text SQLite cannot store raises SerializationError naming the stream; nothing stored."""
-        with pytest.raises(SerializationError, match=r"'s'.*surrogate"):
-            store.append("s", [Noted("ok"), Noted("\ud800")])
+    def test_a_lone_surrogate_in_data_reads_back_exactly(self, store):
+        """A lone surrogate, which UTF-8 cannot hold, is stored escaped and read back as itself."""
+        store.append("s", [NewEvent(Noted("a\ud800b"), metadata={"k\udfff": "\ud83d"})])
+        (recorded,) = store.read_stream("s")
+        assert (recorded.event, dict(recorded.metadata)) == (
+            Noted("a\ud800b"),
+            {"k\udfff": "\ud83d"},
+        )
+
+    def test_a_stream_id_with_a_lone_surrogate_is_refused(self, store):
+        """A stream id no UTF-8 database can hold raises ArgumentError; nothing is stored."""
+        with pytest.raises(ArgumentError, match="surrogate"):
+            store.append("s\ud800", [Noted("ok")])
         assert store.head_position() == 0
 
     def test_appending_nothing_opens_no_transaction(self, path):
@@ -632,3 +664,85 @@ class TestConcurrentWriters:
             thread.join()
         assert len(wins) + len(lost) == 2000
         self.check_log(path, wins)
+
+
+class TestReader:
+    @pytest.fixture(name="balances")
+    def _balances(self, store):
+        with store.transaction() as conn:
+            conn.execute("CREATE TABLE balances (id TEXT PRIMARY KEY, amount INTEGER)")
+            conn.execute("INSERT INTO balances VALUES ('a', 1)")
+        return store
+
+    def test_the_reader_sees_the_read_models_tables(self, balances):
+        """Tables a projection keeps in the file can be queried through reader()."""
+        with balances.reader() as conn:
+            assert conn.execute("SELECT id, amount FROM balances").fetchall() == [("a", 1)]
+
+    def test_the_reader_sees_one_snapshot_however_many_commits_follow(self, balances):
+        """Every query in the block sees the database as it was when the block began."""
+        with balances.reader() as conn:
+            before = conn.execute("SELECT amount FROM balances").fetchall()
+            with balances.transaction() as writer:
+                writer.execute("UPDATE balances SET amount = 2")
+            balances.append("s", _deposits(1))
+            during = conn.execute("SELECT amount FROM balances").fetchall()
+            events = conn.execute("SELECT count(*) FROM eventkit_events").fetchone()
+        with balances.reader() as conn:
+            after = conn.execute("SELECT amount FROM balances").fetchall()
+        assert (before, during, events, after) == ([(1,)], [(1,)], (0,), [(2,)])
+
+    def test_writes_through_the_reader_fail(self, balances):
+        """The reader's connection is query-only: a write raises and changes nothing."""
+        with balances.reader() as conn, pytest.raises(sqlite3.OperationalError, match="readonly"):
+            conn.execute("UPDATE balances SET amount = 9")
+        with balances.reader() as conn:
+            assert conn.execute("SELECT amount FROM balances").fetchall() == [(1,)]
+
+    def test_the_readers_connection_can_write_again_after_the_block(self, balances):
+        """The pooled connection leaves the block as it came: not query-only, no transaction."""
+        with balances.reader() as conn:
+            pass
+        assert (conn.in_transaction, conn.execute("PRAGMA query_only").fetchone()) == (False, (0,))
+
+    def test_the_reader_does_not_hold_up_appends_from_other_threads(self, balances):
+        """On a file, an append from another thread completes while a reader block is open."""
+        results = []
+        with balances.reader():
+            thread = threading.Thread(target=lambda: results.append(balances.append("s", [])))
+            thread.start()
+            thread.join(5)
+            finished = not thread.is_alive()
+        assert (finished, len(results)) == (True, 1)
+
+    def test_an_exception_in_the_block_propagates_unchanged(self, balances):
+        """The block's own errors are not translated, as in transaction()."""
+        with pytest.raises(KeyError, match="boom"), balances.reader():
+            raise KeyError("boom")
+
+    def test_a_reader_on_an_in_memory_store_works(self):
+        """An in-memory store reads through its one connection."""
+        with make_store(":memory:") as store:
+            store.append("s", _deposits(1))
+            with store.reader() as conn:
+                assert conn.execute("SELECT count(*) FROM eventkit_events").fetchone() == (1,)
+
+    def test_a_reader_inside_this_threads_transaction_on_one_connection_raises(self):
+        """On a single connection, a reader inside the thread's own transaction is refused."""
+        with (
+            make_store(":memory:") as store,
+            store.transaction(),
+            pytest.raises(StoreError, match=r"inside this thread's store\.transaction"),
+        ):
+            store.reader().__enter__()
+
+    def test_a_reader_on_a_closed_store_raises(self, store):
+        """reader() on a closed store raises StoreError."""
+        store.close()
+        with pytest.raises(StoreError, match="closed"):
+            store.reader().__enter__()
+
+    def test_a_read_only_store_has_a_reader(self, balances, path):
+        """A store opened read-only reads its read models through reader() too."""
+        with make_store(path, read_only=True) as reader, reader.reader() as conn:
+            assert conn.execute("SELECT count(*) FROM balances").fetchone() == (1,)

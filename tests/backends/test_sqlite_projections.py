@@ -320,15 +320,50 @@ class TestSQLiteProjectionStorage:
             store.run_projection_transaction(lambda tx: tx.drop_tables(["eventkit_events"]))
         assert store.head_position() == 1
 
-    def test_lock_files_sit_beside_the_database(self, store, path):
-        """A projection's lock is a file next to the database, named after it."""
-        lock = store.lock_projection("balances")
-        lock.release()
-        odd = store.lock_projection("odd name/with slash")
-        odd.release()
-        names = {p.name for p in path.parent.glob("*.lock")}
+    def test_lock_files_sit_in_one_folder_beside_the_database(self, store, path):
+        """A projection's lock is a file in .eventkit-locks next to the database, named after it."""
+        store.lock_projection("balances").release()
+        store.lock_projection("odd name/with slash").release()
+        names = {p.name for p in (path.parent / ".eventkit-locks").glob("*.lock")}
         assert "bank.db-eventkit_projection-balances.lock" in names
         assert len(names) == 2
+        sqlites = {"bank.db", "bank.db-wal", "bank.db-shm"}
+        assert {p.name for p in path.parent.iterdir()} - sqlites == {".eventkit-locks"}
+
+    def test_the_lock_folder_ignores_itself_in_git(self, store, path, tmp_path):
+        """git status does not show the lock folder: its .gitignore ignores everything."""
+        subprocess.run(["git", "init", "-q", str(path.parent)], check=True)
+        store.lock_projection("balances").release()
+        status = subprocess.run(
+            ["git", "-C", str(path.parent), "status", "--porcelain", "--untracked-files=all"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert [line for line in status.splitlines() if "eventkit-locks" in line] == []
+        assert "?? bank.db" in status.splitlines()
+
+    def test_processes_agree_on_the_lock_whatever_their_folder_or_symlink(self, store, path):
+        """A store opened through a relative path or a symlink takes the same lock."""
+        lock = store.lock_projection("balances")
+        link = path.parent / "elsewhere" / "link.db"
+        link.parent.mkdir()
+        link.symlink_to(path)
+        script = (
+            "import os, sys\n"
+            "from eventkit import SQLiteEventStore\n"
+            "os.chdir(sys.argv[1])\n"
+            "store = SQLiteEventStore(sys.argv[2])\n"
+            "print(store.lock_projection('balances') is None)\n"
+        )
+        taken = subprocess.run(
+            [sys.executable, "-c", script, str(link.parent), "link.db"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        lock.release()
+        assert taken == "True\n"
 
     def test_a_file_from_before_projections_gains_their_tables(self, path):
         """Opening a file written before projections existed adds their tables."""

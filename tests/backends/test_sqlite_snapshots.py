@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import pytest
 
-from eventkit import Repository, SerializationError, SQLiteEventStore, StoreError
+from eventkit import ArgumentError, Repository, SnapshotWarning, SQLiteEventStore, StoreError
 from eventkit._backends.sqlite import schema
 from eventkit.backends import SnapshotRecord
 from tests.bank import Account, registry
@@ -106,11 +106,11 @@ class TestSnapshotTable:
                 reader.save_snapshot(snapshot(version=9))
             assert reader.load_snapshot("account-1") == record
 
-    def test_a_lone_surrogate_raises_serialization_error(self, store):
-        """A state SQLite cannot store raises SerializationError; the stored one stays."""
+    def test_a_state_with_a_lone_surrogate_is_refused(self, store):
+        """A state no UTF-8 database can hold raises ArgumentError; the stored one stays."""
         record = snapshot()
         store.save_snapshot(record)
-        with pytest.raises(SerializationError, match="surrogate"):
+        with pytest.raises(ArgumentError, match="surrogate"):
             store.save_snapshot(snapshot(state='{"memo": "\ud800"}'))
         assert store.load_snapshot("account-1") == record
 
@@ -166,14 +166,17 @@ class TestRepositoryOnSQLite:
             ]
 
     def test_a_corrupt_snapshot_row_is_ignored_with_a_warning(self, store, path, caplog):
-        """A snapshot row SQLite cannot turn into a record is logged; load replays."""
+        """A snapshot row SQLite cannot turn into a record is logged and warned of; load replays."""
         accounts = Repository(store, Account, snapshot_every=2)
         open_account(accounts, "1", 1, 2, 3)
         conn = sqlite3.connect(path)
         conn.execute("UPDATE eventkit_snapshots SET taken_at = 'yesterday'")
         conn.commit()
         conn.close()
-        with caplog.at_level(logging.WARNING, logger="eventkit.snapshots"):
+        with (
+            caplog.at_level(logging.WARNING, logger="eventkit.snapshots"),
+            pytest.warns(SnapshotWarning, match="stream '1': ignoring a snapshot"),
+        ):
             loaded = accounts.load("1")
         assert (loaded.balance, loaded.version) == (6, 4)
         assert "snapshot that cannot be read" in caplog.text

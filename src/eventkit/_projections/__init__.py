@@ -5,9 +5,15 @@ from eventkit._projections._projection import Projection
 from eventkit._projections._runner import ProjectionRunner
 from eventkit._projections._runner_async import AsyncProjectionRunner
 from eventkit._projections._status import ProjectionState, ProjectionStatus
+from eventkit._projections._subscriber import Subscriber
+from eventkit._projections._subscriber_async import AsyncSubscriber
+from eventkit._projections._subscriber_runner import SubscriberRunner
+from eventkit._projections._subscriber_runner_async import AsyncSubscriberRunner
 
 __all__ = [
     "AsyncProjectionRunner",
+    "AsyncSubscriber",
+    "AsyncSubscriberRunner",
     "ErrorPolicy",
     "ParkOnError",
     "Projection",
@@ -16,4 +22,6 @@ __all__ = [
     "ProjectionStatus",
     "RetryOnError",
     "StopOnError",
+    "Subscriber",
+    "SubscriberRunner",
 ]

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 from eventkit._projections._policies import ParkOnError, RetryOnError, StopOnError
 from eventkit._projections._projection import STAGING_SUFFIX, Projection
+from eventkit._rules import storable
+from eventkit.exceptions import ArgumentError, ArgumentTypeError
 
 if TYPE_CHECKING:
     from eventkit._events import EventRegistry
@@ -15,18 +17,18 @@ if TYPE_CHECKING:
 def check_projection(projection: object) -> Projection:
     """Return *projection* if it is a `Projection` with a usable name, version and policy."""
     if not isinstance(projection, Projection):
-        raise TypeError(f"expected a Projection instance, got {projection!r}")
+        raise ArgumentTypeError(f"expected a Projection instance, got {projection!r}")
     name = getattr(projection, "name", None)
-    if not isinstance(name, str) or not name or name != name.strip():
-        raise ValueError(
+    if not isinstance(name, str) or not name or name != name.strip() or not storable(name):
+        raise ArgumentError(
             f"{type(projection).__qualname__}.name must be a non-empty string without "
-            f"surrounding whitespace, got {name!r}"
+            f"surrounding whitespace, NUL or lone surrogates, got {name!r}"
         )
     if name.endswith(STAGING_SUFFIX):
-        raise ValueError(f"projection name {name!r} must not end with {STAGING_SUFFIX!r}")
+        raise ArgumentError(f"projection name {name!r} must not end with {STAGING_SUFFIX!r}")
     check_number(f"projection {name!r}: version", projection.version, integer=True, minimum=1)
     if not isinstance(projection.error_policy, (StopOnError, RetryOnError, ParkOnError)):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"projection {name!r}: error_policy must be StopOnError(), RetryOnError(...) "
             f"or ParkOnError(), got {projection.error_policy!r}"
         )
@@ -38,7 +40,7 @@ def check_number(what: str, value: object, *, integer: bool, minimum: float) -> 
     kinds = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kinds) or value < minimum:
         kind = "an integer" if integer else "a number"
-        raise ValueError(f"{what} must be {kind} >= {minimum}, got {value!r}")
+        raise ArgumentError(f"{what} must be {kind} >= {minimum}, got {value!r}")
 
 
 def check_deadline(deadline: float | None, what: str) -> None:

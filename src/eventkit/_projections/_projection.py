@@ -7,6 +7,7 @@ import copy
 from typing import TYPE_CHECKING, Any, Self
 
 from eventkit._projections._policies import ErrorPolicy, StopOnError
+from eventkit.exceptions import ArgumentError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -80,10 +81,10 @@ class Projection(abc.ABC):
         readers keep querying the old ones.
 
         Raises:
-            ValueError: *name* is not in `tables`.
+            ArgumentError: *name* is not in `tables`.
         """
         if name not in self.tables:
-            raise ValueError(
+            raise ArgumentError(
                 f"projection {self.name!r}: table {name!r} is not declared in its tables "
                 f"{tuple(self.tables)!r}"
             )
@@ -103,13 +104,13 @@ class Projection(abc.ABC):
         Write a literal brace as ``{{`` or ``}}``.
 
         Raises:
-            ValueError: *statement* names a table in braces that is not in `tables`.
+            ArgumentError: *statement* names a table in braces that is not in `tables`.
         """
         names = {name: self.table(name) for name in self.tables}
         try:
             return statement.format_map(names)
         except KeyError as exc:
-            raise ValueError(
+            raise ArgumentError(
                 f"projection {self.name!r}: table {exc.args[0]!r} is not declared in its "
                 f"tables {tuple(self.tables)!r}"
             ) from None

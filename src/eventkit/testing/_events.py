@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -14,10 +13,6 @@ import attrs
 from eventkit._envelope import ANY
 from eventkit._events import EventRegistry, event, upcaster
 from eventkit._records import NewRecord, RecordWrite
-from eventkit._store import EventStore
-
-StoreFactory = Callable[[EventRegistry], EventStore]
-"""Makes a new, empty store that uses the given registry."""
 
 contract_registry = EventRegistry()
 """The registry of the events the conformance suite appends."""
@@ -94,10 +89,6 @@ def _everything() -> Everything:
         pair=(-(2**63), 2**63),
         address=Address("Rue du Nord 1", date(1999, 12, 31)),
     )
-
-
-def _amounts(store: EventStore, stream_id: str, **kwargs: Any) -> list[int]:
-    return [int(recorded.event.amount) for recorded in store.read_stream(stream_id, **kwargs)]
 
 
 def _deposits(*amounts: int) -> list[Deposited]:

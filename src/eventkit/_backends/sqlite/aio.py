@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -129,6 +128,7 @@ class AsyncSQLiteEventStore(AsyncBaseEventStore):
         )
         # An in-memory database lives in one process: its projection locks belong to tasks.
         self._task_locks = TaskBoundLocks() if self._core.path == ":memory:" else None
+        self._closed = False
 
     def __repr__(self) -> str:
         return repr(self._core).replace("<SQLiteEventStore", "<AsyncSQLiteEventStore", 1)
@@ -160,14 +160,17 @@ class AsyncSQLiteEventStore(AsyncBaseEventStore):
 
     async def _write_unless_cancelled(self, function: Callable[..., T], *args: Any) -> T:
         # *function* takes abort=: it asks it just before COMMIT, and rolls back if the
-        # caller was cancelled meanwhile.
-        cancelled = threading.Event()
-        call = functools.partial(function, *args, abort=cancelled.is_set)
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._writer, call)
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
+        # caller was cancelled meanwhile. Task.cancel() cancels the awaited future at
+        # once, while the task itself hears of it only when it next runs, which may be
+        # after this thread reached COMMIT: so the thread asks the future.
+        future: asyncio.Future[T] | None = None
+
+        def abort() -> bool:
+            return future is not None and future.cancelled()
+
+        call = functools.partial(function, *args, abort=abort)
+        future = asyncio.get_running_loop().run_in_executor(self._writer, call)
+        return await future
 
     async def run_in_transaction(self, function: Callable[[sqlite3.Connection], T]) -> T:
         """
@@ -270,6 +273,9 @@ class AsyncSQLiteEventStore(AsyncBaseEventStore):
 
         Waits for the work already handed to the threads.
         """
+        if self._closed:
+            return  # the threads are gone: nothing could be handed to them
+        self._closed = True
         await self._write(self._core.close)
         self._writer.shutdown(wait=False)
         self._readers.shutdown(wait=False)

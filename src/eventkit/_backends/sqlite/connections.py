@@ -15,7 +15,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Literal, Protocol, Self, TypeVar
 
-from eventkit.exceptions import SerializationError, StoreError
+from eventkit.exceptions import ArgumentError, SerializationError, StoreError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -91,13 +91,13 @@ def check_synchronous(value: object) -> Literal["FULL", "NORMAL"]:
     """Return *value* if it is a durability level the store offers, else raise ValueError."""
     if value == "FULL" or value == "NORMAL":  # noqa: PLR1714 (narrows the Literal for mypy)
         return value
-    raise ValueError(f"synchronous must be 'FULL' or 'NORMAL', got {value!r}")
+    raise ArgumentError(f"synchronous must be 'FULL' or 'NORMAL', got {value!r}")
 
 
 def check_timeout(value: object) -> float:
     """Return *value* as seconds if it is a number >= 0, else raise ValueError."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(f"busy_timeout must be a number of seconds >= 0, got {value!r}")
+        raise ArgumentError(f"busy_timeout must be a number of seconds >= 0, got {value!r}")
     return float(value)
 
 

@@ -5,15 +5,21 @@ Checkpoints and dead letters are tables beside the events (see `schema`), writte
 inside `SQLiteEventStore.transaction`, the same transaction in which a projection's
 handler writes its read model: the read model and its checkpoint commit together.
 
-A projection's lock is an exclusive OS lock (``flock``) on a small file beside the
-database, ``<database>-<prefix>projection-<name>.lock``. The OS frees it when the
-process holding it dies, however it dies, so a standby runner takes over. An
-in-memory database lives in one process; its locks are held by threads instead.
+A projection's lock is an exclusive OS lock (``flock``) on a small file in the folder
+``.eventkit-locks`` beside the database, ``<database>-<prefix>projection-<name>.lock``.
+The folder is found from the database file's real path, so every process that opens
+the file agrees on it, whatever its working directory or the symlink it came through;
+it holds a ``.gitignore`` that ignores everything in it, so that version control, as
+for pytest's or mypy's caches, never shows it. The OS frees a lock when the process
+holding it dies, however it dies, so a standby runner takes over. An in-memory
+database lives in one process; its locks are held by threads instead.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import pathlib
 import re
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -23,6 +29,7 @@ from eventkit._backends.sqlite.connections import Boundary
 from eventkit._projection_store import ProjectionLock, ThreadBoundLocks
 from eventkit._records import Checkpoint, DeadLetter
 from eventkit._storage import TransactionAborted, lock_file
+from eventkit.exceptions import ArgumentError, StoreError
 
 if TYPE_CHECKING:
     import sqlite3
@@ -35,6 +42,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+LOCK_FOLDER = ".eventkit-locks"
+"""The folder beside a database file that holds its projections' lock files."""
+_IGNORE_ALL = "# Projection lock files of eventkit, created and held while runners run.\n*\n"
 # The store's own tables: those its migrations create, and the schema's bookkeeping.
 _OWN_TABLES = frozenset(
     re.findall(
@@ -112,7 +122,7 @@ class SQLiteProjectionTransaction:
         if name in {self._prefix + own for own in _OWN_TABLES} or (
             self._prefix and name.startswith(self._prefix)
         ):
-            raise ValueError(
+            raise ArgumentError(
                 f"SQLite event store {self._name!r}: {name!r} is one of the store's own "
                 f"tables (prefix {self._prefix!r}); a projection cannot drop or replace it"
             )
@@ -166,8 +176,35 @@ class SQLiteProjectionStorage:
         """Take the projection's lock: a file lock beside the database, or a thread's."""
         if self._name in (":memory:", ""):
             return self._thread_locks.acquire(projection)
-        safe = projection if _SAFE_NAME.fullmatch(projection) else _digest(projection)
-        return lock_file(f"{self._name}-{self._prefix}projection-{safe}.lock")
+        return lock_file(lock_path(self._name, self._prefix, projection))
+
+
+def lock_path(database: str, prefix: str, projection: str) -> str:
+    """
+    Return the lock file of *projection* in the store with *prefix* in *database*.
+
+    Creates the lock folder, with its ``.gitignore``, if it does not exist.
+
+    Raises:
+        StoreError: The folder cannot be created.
+    """
+    real = pathlib.Path(database).resolve()
+    folder = real.parent / LOCK_FOLDER
+    safe = projection if _SAFE_NAME.fullmatch(projection) else _digest(projection)
+    try:
+        folder.mkdir(exist_ok=True)
+        ignore = folder / ".gitignore"
+        if not ignore.exists():
+            # Written whole under a temporary name, so no process reads it half written.
+            partial = folder / f".gitignore.{os.getpid()}"
+            partial.write_text(_IGNORE_ALL, encoding="utf-8")
+            partial.replace(ignore)
+    except OSError as exc:
+        raise StoreError(
+            f"SQLite event store {database!r}: cannot create the folder for projection "
+            f"locks {str(folder)!r}: {exc}"
+        ) from exc
+    return str(folder / f"{real.name}-{prefix}projection-{safe}.lock")
 
 
 def _dead_letter(row: Sequence[Any]) -> DeadLetter:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, NamedTuple
 
-from eventkit.exceptions import StoreError
+from eventkit.exceptions import ArgumentError, ArgumentTypeError, StoreError
 
 if TYPE_CHECKING:
     import sqlite3
@@ -125,29 +125,51 @@ def check_prefix(prefix: object) -> str:
     Return *prefix* if it can start a table name, else raise.
 
     Raises:
-        TypeError: *prefix* is not a string.
-        ValueError: *prefix* is not empty or a letter or underscore followed by up to
-            63 letters, digits and underscores.
+        ArgumentTypeError: *prefix* is not a string.
+        ArgumentError: *prefix* is not empty or a letter or underscore followed by up
+            to 63 letters, digits and underscores.
     """
     if not isinstance(prefix, str):
-        raise TypeError(f"table_prefix must be a string, got {prefix!r}")
+        raise ArgumentTypeError(f"table_prefix must be a string, got {prefix!r}")
     if not _PREFIX.fullmatch(prefix):
-        raise ValueError(
+        raise ArgumentError(
             f"table_prefix must be empty or a letter or underscore followed by letters, "
             f"digits and underscores (at most 64 characters), got {prefix!r}"
         )
     return prefix
 
 
-def stored_version(conn: sqlite3.Connection, prefix: str) -> int:
-    """Return the schema version of the tables with *prefix*: 0 when there are none."""
+def stored_version(conn: sqlite3.Connection, prefix: str, name: str) -> int:
+    """
+    Return the schema version of the tables with *prefix*: 0 when there are none.
+
+    Raises:
+        StoreError: The stored version is damaged (not a version number), naming the
+            file *name* and the table.
+    """
     found = conn.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (f"{prefix}meta",)
     ).fetchone()
     if found is None:
         return 0
     row = conn.execute(_GET.format(prefix=prefix), (_VERSION_KEY,)).fetchone()
-    return 0 if row is None else int(row[0])
+    if row is None:
+        return 0
+    value = row[0]
+    # Written by migrate() as the digits of a version >= 1; anything else is damage, and
+    # guessing a version would migrate, or refuse, the wrong tables.
+    if value.__class__ is not str or not value.isascii() or not value.isdigit():
+        raise StoreError(
+            f"SQLite event store {name!r}: the schema version in table {prefix}meta is "
+            f"damaged ({type(value).__name__} {value!r:.60}, not a version number)"
+        )
+    version = int(value)
+    if str(version) != value or version < 1:
+        raise StoreError(
+            f"SQLite event store {name!r}: the schema version in table {prefix}meta is "
+            f"damaged ({value!r:.60}, not a version number)"
+        )
+    return version
 
 
 def check_version(version: int, name: str, prefix: str) -> None:
@@ -175,7 +197,7 @@ def migrate(conn: sqlite3.Connection, name: str, prefix: str) -> int:
         StoreError: The tables were written by a newer release.
     """
     conn.execute(_META.format(prefix=prefix))
-    found = stored_version(conn, prefix)
+    found = stored_version(conn, prefix, name)
     check_version(found, name, prefix)
     for migration in MIGRATIONS[found:]:
         for statement in migration.statements:

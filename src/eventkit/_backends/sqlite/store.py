@@ -60,7 +60,9 @@ from eventkit._backends.sqlite.snapshots import snapshot_record, snapshot_row
 from eventkit._backends.sqlite.sql import (
     MAX_INT,
     Statements,
+    check_versions,
     records,
+    stored_version,
     stream_ids_params,
     uuid_from_bytes,
 )
@@ -68,7 +70,7 @@ from eventkit._records import StoredEventRef
 from eventkit._rules import AppendPlan, decide_append
 from eventkit._storage import TransactionAborted
 from eventkit._store import BaseEventStore
-from eventkit.exceptions import ConcurrencyError, SerializationError, StoreError
+from eventkit.exceptions import ArgumentError, ConcurrencyError, StoreError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -93,6 +95,8 @@ T = TypeVar("T")
 # read_all fetches this many rows per query: big enough that a page's query costs little
 # per event, small enough that memory stays flat and a page's read transaction is short.
 _PAGE_SIZE = 1000
+# Any read of the file starts a read transaction's snapshot; this one reads one page.
+_START_READ = "SELECT 1 FROM sqlite_master LIMIT 1"
 # Ids looked up per query when an append repeats stored ids (SQLite allows 999 variables
 # in a statement on old builds).
 _ID_CHUNK = 500
@@ -146,7 +150,7 @@ class SQLiteEventStore(BaseEventStore):
         StoreError: The file cannot be opened (naming it and why: its folder does not
             exist, it is not a database, it is read-only and has no event tables) or
             was written by a newer eventkit.
-        ValueError: An option is invalid.
+        ArgumentError: An option is invalid.
 
     .. versionadded:: 0.1.0
     """
@@ -190,10 +194,10 @@ class SQLiteEventStore(BaseEventStore):
         if not self._name:
             # SQLite would make a private temporary database: an empty setting read from
             # the environment would silently lose every event.
-            raise ValueError("path must not be empty; use ':memory:' for an in-memory store")
+            raise ArgumentError("path must not be empty; use ':memory:' for an in-memory store")
         if self._name == ":memory:":
             if read_only:
-                raise ValueError("an in-memory SQLite event store cannot be read-only")
+                raise ArgumentError("an in-memory SQLite event store cannot be read-only")
             self._read_only = False
             conn = open_file(":memory:", read_only=False, busy_timeout=timeout, tracer=tracer)
             self._open_single(conn, timeout, tracer)
@@ -214,7 +218,7 @@ class SQLiteEventStore(BaseEventStore):
         self, conn: sqlite3.Connection, timeout: float, tracer: Callable[[str], object] | None
     ) -> None:
         if conn.in_transaction:
-            raise ValueError(
+            raise ArgumentError(
                 f"the SQLite connection to {self._name!r} is inside a transaction; "
                 "commit or roll it back before making a store of it"
             )
@@ -262,7 +266,7 @@ class SQLiteEventStore(BaseEventStore):
     def _prepare(self, conn: sqlite3.Connection, timeout: float) -> None:
         with Boundary(self._name):
             configure(conn, synchronous=self._synchronous, busy_timeout=timeout)
-            found = retry_busy(lambda: schema.stored_version(conn, self._prefix))
+            found = retry_busy(lambda: schema.stored_version(conn, self._prefix, self._name))
             if found == schema.SCHEMA_VERSION:
                 return
             schema.check_version(found, self._name, self._prefix)
@@ -276,7 +280,7 @@ class SQLiteEventStore(BaseEventStore):
 
     def _check_schema(self, conn: sqlite3.Connection) -> None:
         with Boundary(self._name):
-            found = retry_busy(lambda: schema.stored_version(conn, self._prefix))
+            found = retry_busy(lambda: schema.stored_version(conn, self._prefix, self._name))
         schema.check_version(found, self._name, self._prefix)
         if found < schema.SCHEMA_VERSION:
             what = "has no event tables" if found == 0 else f"is at schema version {found}"
@@ -364,9 +368,12 @@ class SQLiteEventStore(BaseEventStore):
         # one stream, and every statement counts when a transaction is this small.
         head, version = conn.execute(sql.head_and_version, (writes[0].stream_id,)).fetchone()
         head = head or 0
-        versions = [version or 0]
+        versions = [stored_version(writes[0].stream_id, version)]
         versions.extend(
-            conn.execute(sql.version, (write.stream_id,)).fetchone()[0] or 0 for write in writes[1:]
+            stored_version(
+                write.stream_id, conn.execute(sql.version, (write.stream_id,)).fetchone()[0]
+            )
+            for write in writes[1:]
         )
         try:
             plan = decide_append(writes, versions)
@@ -377,7 +384,7 @@ class SQLiteEventStore(BaseEventStore):
         # of events recorded here (copied events keep the time given with them).
         stamp = datetime.now(UTC).isoformat(timespec="microseconds")
         try:
-            self._insert(conn, plan, head, stamp)
+            self._insert_rows(conn, plan, head, stamp)
         except sqlite3.IntegrityError:
             # An id is stored already: an idempotent retry, or a collision. Ids are not
             # looked up before inserting, because appends of new ids (nearly all of
@@ -388,24 +395,8 @@ class SQLiteEventStore(BaseEventStore):
             if not found:  # pragma: no cover (a defence: versions come from max(version))
                 raise
             plan = decide_append(writes, versions, found)
-            self._insert(conn, plan, head, stamp)
-        return plan.results(range(head + 1, head + 1 + len(plan.rows)))
-
-    def _insert(self, conn: sqlite3.Connection, plan: AppendPlan, head: int, stamp: str) -> None:
-        try:
             self._insert_rows(conn, plan, head, stamp)
-        except UnicodeEncodeError as exc:
-            # Off the hot path: find the event that holds text SQLite cannot store.
-            for stream_id, version, record in plan.rows:  # pragma: no branch
-                texts = (stream_id, record.event_type, record.data, record.metadata)
-                if not all(_encodable(text) for text in texts):
-                    raise SerializationError(
-                        f"text with a lone surrogate cannot be stored in SQLite: {exc}",
-                        stream_id=stream_id,
-                        version=version,
-                        event_type=record.event_type,
-                    ) from exc
-            raise  # pragma: no cover (one of the rows failed to encode)
+        return plan.results(range(head + 1, head + 1 + len(plan.rows)))
 
     def _insert_rows(
         self, conn: sqlite3.Connection, plan: AppendPlan, head: int, stamp: str
@@ -499,6 +490,66 @@ class SQLiteEventStore(BaseEventStore):
 
     # -- reading ----------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[sqlite3.Connection]:
+        """
+        Query the store's database in one read transaction, without taking the write lock.
+
+        Yields an ``sqlite3.Connection`` from the store's pool of readers inside a read
+        transaction: every query in the block sees the database as it was when the
+        block began (a consistent snapshot, say of a read model and the checkpoint
+        that goes with it), however many appends and projection batches commit
+        meanwhile. Writes through it fail (``sqlite3.OperationalError``: the connection
+        is query-only). Use it to read the tables that projections keep in the file.
+
+        Example:
+            .. code-block:: python
+
+                with store.reader() as conn:
+                    rows = conn.execute("SELECT id, amount FROM balances").fetchall()
+
+        On a file, readers never wait for writers, nor writers for readers. An
+        in-memory store, or one made from a caller's connection, has one connection:
+        appends from other threads wait until the block ends.
+
+        Raises:
+            StoreError: The store is closed, or the read transaction could not begin.
+
+        .. versionadded:: 0.1.0
+        """
+        self._check_open()
+        readers = self._readers
+        conn = readers.acquire()
+        try:
+            with self._boundary:
+                self._begin_read(conn)
+            try:
+                # The block's own errors propagate unchanged, as in transaction().
+                yield conn
+            finally:
+                with self._boundary:
+                    rollback(conn)
+                    conn.execute("PRAGMA query_only = OFF")
+        finally:
+            readers.release(conn)
+
+    def _begin_read(self, conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            raise StoreError(
+                f"SQLite event store {self._name!r}: cannot read in a separate "
+                "transaction inside this thread's store.transaction()"
+            )
+        conn.execute("PRAGMA query_only = ON")
+        try:
+            conn.execute("BEGIN")
+            # BEGIN takes no snapshot until the first read: read at once, so that the
+            # block's first query sees what the block began with.
+            retry_busy(lambda: conn.execute(_START_READ).fetchall())
+        except BaseException:
+            rollback(conn)
+            conn.execute("PRAGMA query_only = OFF")
+            raise
+
     def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         self._check_open()
         readers = self._readers
@@ -512,14 +563,16 @@ class SQLiteEventStore(BaseEventStore):
     def _read_stream(
         self, stream_id: str, low: int, high: int | None, *, backwards: bool, limit: int | None
     ) -> list[EventRecord]:
-        sql = self._sql.read_stream_backwards if backwards else self._sql.read_stream
-        params = (
-            stream_id,
-            min(low, MAX_INT),
-            MAX_INT if high is None else min(high, MAX_INT),
-            -1 if limit is None else min(limit, MAX_INT),
-        )
-        return records(self._fetch(sql, params))
+        count = -1 if limit is None else min(limit, MAX_INT)
+        if high is None:
+            sql = self._sql.read_stream_from_end if backwards else self._sql.read_stream_to_end
+            params: tuple[Any, ...] = (stream_id, min(low, MAX_INT), count)
+        else:
+            sql = self._sql.read_stream_backwards if backwards else self._sql.read_stream
+            params = (stream_id, min(low, MAX_INT), min(high, MAX_INT), count)
+        found = records(self._fetch(sql, params))
+        check_versions(stream_id, low, found, backwards=backwards)
+        return found
 
     def _read_all(
         self, after_position: int, limit: int | None, event_types: frozenset[str] | None
@@ -534,14 +587,21 @@ class SQLiteEventStore(BaseEventStore):
         self, after_position: int, size: int, event_types: frozenset[str] | None
     ) -> list[EventRecord]:
         """Return one page of `read_all`: at most *size* records after *after_position*."""
-        types = () if event_types is None else tuple(event_types)
+        types: tuple[str, ...] = ()
+        if event_types is not None:
+            # A name SQLite cannot bind is the name of no stored event.
+            types = tuple(name for name in event_types if _encodable(name))
+            if not types:
+                return []
         sql = self._sql.read_all_of(len(types)) if types else self._sql.read_all
         return records(self._fetch(sql, (*types, after_position, size)))
 
     def stream_version(self, stream_id: str) -> int:
         """Return the stream's version: 0 when it does not exist."""
-        version: int | None = self._fetch(self._sql.version, (stream_id,))[0][0]
-        return version or 0
+        given: object = stream_id  # what was passed, whatever the annotation says
+        if isinstance(given, str) and not _encodable(given):
+            return 0  # no stream has this id: appends refuse it (check_stream_id)
+        return stored_version(stream_id, self._fetch(self._sql.version, (stream_id,))[0][0])
 
     def head_position(self) -> int:
         """Return the highest position in the store: 0 when it is empty."""
@@ -549,6 +609,8 @@ class SQLiteEventStore(BaseEventStore):
         return head or 0
 
     def _stream_ids(self, prefix: str, after: str | None, limit: int) -> list[str]:
+        if not _encodable(prefix):
+            return []  # SQLite cannot bind it, and no stream id can start with it
         params = stream_ids_params(prefix, after, limit)
         return [row[0] for row in self._fetch(self._sql.stream_ids, params)]
 

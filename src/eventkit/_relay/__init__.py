@@ -1,0 +1,1 @@
+"""The log between the write side and the read side: a relay to a broker, and read services."""
