@@ -116,6 +116,8 @@ class TestInfoOnPostgres:
         assert main(["export", str(exported), "--store", sqlite_store(tmp_path / "s.db", 5)]) == 0
         assert main(["import", str(exported), "--store", url]) == 0
         capsys.readouterr()
+        assert main(["info", "--store", url]) == 0
+        assert "Held back " in capsys.readouterr().out
         assert main(["info", "--store", url, "--json"]) == 0
         found = json.loads(capsys.readouterr().out)
         # Events held back depend on every transaction of the server: only its kind is known.
@@ -333,6 +335,11 @@ class TestErrors:
         """A command that needs a store and got none says how to give one."""
         assert main(["info"]) == 2
         assert "use --store URL or set EVENTKIT_STORE" in capsys.readouterr().err
+
+    def test_help_exits_0(self, capsys):
+        """--help prints the commands and exits with 0."""
+        assert main(["--help"]) == 0
+        assert "export" in capsys.readouterr().out
 
     def test_an_unknown_command_is_a_usage_error(self, capsys):
         """click's usage errors exit with 2."""

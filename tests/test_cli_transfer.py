@@ -2,6 +2,7 @@
 
 import json
 import signal
+import subprocess
 import time
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from eventkit import EventRegistry, PostgresEventStore, SQLiteEventStore
 from eventkit._cli import main
 from tests.backends.postgres_support import DSN, new_schema
-from tests.cli_support import all_records, eventkit, sqlite_store, start
+from tests.cli_support import COMMAND, all_records, eventkit, sqlite_store, start
 
 
 def sqlite(url):
@@ -89,6 +90,24 @@ class TestImport:
             assert [r._replace(position=0) for r in copied] == all_records(before)
         positions = [record.position for record in copied]
         assert positions == sorted(set(positions))
+
+    def test_a_pipe_carries_a_store_from_export_to_import(self, tmp_path, source):
+        """export - writes to standard output and import - reads standard input."""
+        target = f"sqlite:///{tmp_path / 'piped.db'}"
+        exporting = start("export", "-", "--store", source)
+        importing = subprocess.run(
+            [*COMMAND, "import", "-", "--store", target],
+            stdin=exporting.stdout,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        exporting.wait(30)
+        exporting.stdout.close()
+        exporting.stderr.close()
+        assert (exporting.returncode, importing.returncode) == (0, 0), importing.stderr
+        with sqlite(source) as before, sqlite(target) as after:
+            assert all_records(after) == all_records(before)
 
     def test_a_non_empty_target_is_refused(self, exported, source, capsys):
         """Without --resume, importing into a store that holds events changes nothing."""
