@@ -1,8 +1,13 @@
-"""Shared test configuration: hypothesis profiles, chosen by HYPOTHESIS_PROFILE."""
+"""Shared test configuration: hypothesis profiles (HYPOTHESIS_PROFILE), PostgreSQL schemas."""
 
 import os
 
 from hypothesis import HealthCheck, settings
+
+# The throwaway PostgreSQL schemas of tests that use the server, wherever they are.
+from tests.backends.postgres_support import _schemas
+
+__all__ = ["_schemas"]
 
 # ci: derandomized and bounded, so CI is repeatable and quick.
 settings.register_profile(

@@ -30,7 +30,8 @@ LAYERS = {
     "_repository": 7,
     "_backends": 7,
     "_relay": 7,  # the relay to a broker and the read side fed from it
-    "_cli": 8,
+    "_urls": 8,  # stores named by URL: open_store picks a backend
+    "_cli": 9,
     "testing": 8,
     "backends": 9,
     "__init__": 9,

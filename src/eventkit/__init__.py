@@ -73,6 +73,7 @@ from eventkit._snapshots import SnapshotPolicy, SnapshotProgress
 from eventkit._store import EventStore
 from eventkit._store_async import AsyncEventStore
 from eventkit._upcasting import check_upcasters
+from eventkit._urls import open_store
 from eventkit.exceptions import (
     ArgumentError,
     ArgumentTypeError,
@@ -172,6 +173,7 @@ __all__ = [
     "make_converter",
     "migrate",
     "migrate_async",
+    "open_store",
     "upcaster",
     "verify",
     "verify_async",

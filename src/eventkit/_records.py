@@ -28,6 +28,11 @@ class NewRecord(NamedTuple):
         schema_version: The schema version the data is written at.
         data: The event as JSON text.
         metadata: The metadata as JSON text (``"{}"`` when there is none).
+        recorded_at: When the event was first recorded (timezone-aware), for tooling
+            that copies events between stores (``eventkit import``); None, as the
+            codec leaves it, lets the store record the time of the append.
+
+    Backends store a given *recorded_at* exactly, to the microsecond, in UTC.
 
     .. versionadded:: 0.1.0
     """
@@ -37,6 +42,7 @@ class NewRecord(NamedTuple):
     schema_version: int
     data: str
     metadata: str
+    recorded_at: datetime | None = None
 
 
 class EventRecord(NamedTuple):

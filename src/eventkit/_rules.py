@@ -319,6 +319,8 @@ def check_writes(writes: Sequence[RecordWrite]) -> None:
             raise ArgumentError(f"stream {write.stream_id!r} appears twice in one append")
         streams.add(write.stream_id)
         for record in write.records:
+            if record.recorded_at is not None:
+                check_recorded_at(write.stream_id, record.recorded_at)
             other = ids.get(record.event_id)
             if other is not None:
                 raise DuplicateEventIdError(record.event_id, write.stream_id, other)
@@ -340,6 +342,20 @@ def _check_record(stream_id: str, record: NewRecord) -> None:
     raise ArgumentTypeError(
         f"stream {stream_id!r}: a record's event type, data and metadata must be strings"
     )
+
+
+def check_recorded_at(stream_id: str, recorded_at: object) -> None:
+    """
+    Raise unless *recorded_at* is a timezone-aware datetime (a record's given time).
+
+    Raises:
+        ArgumentError: Naming the stream.
+    """
+    if not isinstance(recorded_at, datetime) or recorded_at.utcoffset() is None:
+        raise ArgumentError(
+            f"stream {stream_id!r}: recorded_at must be a timezone-aware datetime, "
+            f"got {recorded_at!r}"
+        )
 
 
 def check_snapshot_record(record: object) -> SnapshotRecord:

@@ -88,8 +88,11 @@ class AsyncInMemoryEventStore(AsyncBaseEventStore):
             # Decided before anything is stored, so a failure leaves nothing behind.
             plan = decide_append(writes, versions, found)
             first = len(self._log) + 1
-            recorded_at = datetime.now(UTC)
+            now = datetime.now(UTC)
             for position, (stream_id, version, record) in enumerate(plan.rows, start=first):
+                # A copied event keeps the time it was first recorded.
+                given = record.recorded_at
+                recorded_at = now if given is None else given.astimezone(UTC)
                 stored = EventRecord(
                     stream_id,
                     version,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -23,7 +23,7 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from eventkit._compat import Barrier, Event, run_concurrently
 from eventkit._envelope import ANY, NO_STREAM, STREAM_EXISTS, NewEvent, StreamAppend
-from eventkit._records import AppendResult
+from eventkit._records import AppendResult, NewRecord, RecordWrite
 from eventkit.exceptions import (
     ConcurrencyError,
     DuplicateEventIdError,
@@ -141,6 +141,25 @@ class EventStoreContract:
         ) == ("s", 1, result.positions[0], event_id, {"correlation_id": "c"}, *_dep(5))
         assert recorded.recorded_at.utcoffset() is not None
         assert before.timestamp() - 1 <= recorded.recorded_at.timestamp()
+
+    def test_a_given_recorded_at_is_stored_exactly(self, store: EventStore) -> None:
+        """A record written with its recorded_at (a copied event) keeps it, to the microsecond."""
+        given = datetime(2019, 3, 4, 5, 6, 7, 891011, tzinfo=timezone(timedelta(hours=-5)))
+        record = NewRecord(uuid.uuid4(), "contract.Noted", 1, "{}", "{}", given)
+        before = datetime.now(UTC)
+        fresh_record = _raw("s", "x", "{}").records[0]
+        store.append_records([RecordWrite("s", (record, fresh_record), ANY)])
+        copied, fresh = store.read_stream_records("s")
+        assert (copied.recorded_at, copied.recorded_at.utcoffset()) == (given, timedelta(0))
+        assert before.timestamp() - 1 <= fresh.recorded_at.timestamp()
+
+    def test_a_naive_recorded_at_is_refused(self, store: EventStore) -> None:
+        """A recorded_at without a timezone raises ValueError, and nothing is stored."""
+        naive = datetime(2019, 3, 4)  # noqa: DTZ001 (naive on purpose)
+        record = NewRecord(uuid.uuid4(), "contract.Noted", 1, "{}", "{}", naive)
+        with pytest.raises(ValueError, match="timezone-aware"):
+            store.append_records([RecordWrite("s", (record,), ANY)])
+        assert store.head_position() == 0
 
     def test_bare_events_get_fresh_ids_and_no_metadata(self, store: EventStore) -> None:
         """Bare events are stored with distinct random ids and empty metadata."""

@@ -43,7 +43,8 @@ class Statements(SQLTemplates):
         "WHERE event_id = ANY(%s::uuid[])"
     )
     # One statement for all the events of an append. n continues after events that this
-    # transaction appended before, when it appends twice.
+    # transaction appended before, when it appends twice. A copied event keeps the time
+    # it was first recorded (recorded_at given); others get the time of the insert.
     insert = f"""
         WITH base AS (
             SELECT ((pg_current_xact_id()::text::bigint + {_OFFSET}) << {POSITION_BITS}) AS b
@@ -56,12 +57,12 @@ class Statements(SQLTemplates):
         INSERT INTO {{events}} (position, stream_id, version, event_id, event_type,
                                 schema_version, data, metadata, recorded_at)
         SELECT base.b + taken.n0 + t.n, t.stream_id, t.version, t.event_id, t.event_type,
-               t.schema_version, t.data, t.metadata, clock_timestamp()
+               t.schema_version, t.data, t.metadata, coalesce(t.recorded_at, clock_timestamp())
         FROM base, taken,
              unnest(%s::text[], %s::integer[], %s::uuid[], %s::text[], %s::integer[],
-                    %s::text[], %s::text[])
+                    %s::text[], %s::text[], %s::timestamptz[])
              WITH ORDINALITY AS t(stream_id, version, event_id, event_type, schema_version,
-                                  data, metadata, n)
+                                  data, metadata, recorded_at, n)
         RETURNING position
     """
     read_stream = (

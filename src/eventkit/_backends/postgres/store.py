@@ -431,6 +431,7 @@ class PostgresEventStore(BaseEventStore):
             [row.record.schema_version for row in rows],
             [row.record.data for row in rows],
             [row.record.metadata for row in rows],
+            [row.record.recorded_at for row in rows],
         )
         cursor = conn.execute(self._sql.insert, columns)
         # One transaction's positions share their high bits: sorted, they follow n.

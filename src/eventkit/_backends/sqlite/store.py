@@ -380,7 +380,8 @@ class SQLiteEventStore(BaseEventStore):
         except ConcurrencyError:
             # Maybe a retry of an append that succeeded, after the stream moved on.
             plan = decide_append(writes, versions, self._find(conn, writes))
-        # Taken under the write lock, so that recorded_at never decreases along positions.
+        # Taken under the write lock, so that recorded_at never decreases along the positions
+        # of events recorded here (copied events keep the time given with them).
         stamp = datetime.now(UTC).isoformat(timespec="microseconds")
         try:
             self._insert_rows(conn, plan, head, stamp)
@@ -412,7 +413,7 @@ class SQLiteEventStore(BaseEventStore):
                     record.schema_version,
                     record.data,
                     record.metadata,
-                    stamp,
+                    stamp if record.recorded_at is None else _stamp(record.recorded_at),
                 )
                 for position, (stream_id, version, record) in enumerate(plan.rows, start=head + 1)
             ],
@@ -683,6 +684,11 @@ class SQLiteEventStore(BaseEventStore):
             self._readers.close()
             if self._writer is not None and self._owns_writer:
                 self._writer.close()
+
+
+def _stamp(recorded_at: datetime) -> str:
+    # A copied event keeps the time it was first recorded, in the text form of the rest.
+    return recorded_at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _encodable(text: str) -> bool:
