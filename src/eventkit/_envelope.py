@@ -119,7 +119,7 @@ class RecordedEvent(Generic[E]):
 
 def _event_tuple(events: object) -> tuple[Any, ...]:
     if isinstance(events, NewEvent) or attrs.has(type(events)) or not isinstance(events, Iterable):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"events must be a list of events, got a single {type(events).__qualname__}; "
             "wrap it in a list"
         )

@@ -21,6 +21,7 @@ from eventkit._envelope import NewEvent
 from eventkit._events import RetiredEvent
 from eventkit._records import NewRecord, RecordWrite
 from eventkit._reports import MigrationReport, VerifyFailure, VerifyGroup, VerifyReport
+from eventkit.exceptions import ArgumentError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -114,10 +115,10 @@ def migrate(
     .. versionadded:: 0.1.0
     """
     if source is target:
-        raise ValueError("cannot migrate a store into itself")
+        raise ArgumentError("cannot migrate a store into itself")
     _check_batch_size(batch_size)
     if target.head_position() != 0:
-        raise ValueError(
+        raise ArgumentError(
             f"the target store is not empty (head position {target.head_position()}); "
             "migrate into a new store"
         )
@@ -134,7 +135,7 @@ def migrate(
 
 def _check_batch_size(size: object) -> None:
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {size!r}")
+        raise ArgumentError(f"batch_size must be an integer >= 1, got {size!r}")
 
 
 def _convert(source: EventStore, target: EventStore, record: EventRecord) -> NewRecord:

@@ -28,7 +28,13 @@ from eventkit._snapshots import (
     take_snapshot,
     unusable_reason,
 )
-from eventkit.exceptions import StoreError, StreamNotFound, VersionNotFoundError
+from eventkit.exceptions import (
+    ArgumentError,
+    ArgumentTypeError,
+    StoreError,
+    StreamNotFound,
+    VersionNotFoundError,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -44,14 +50,16 @@ A = TypeVar("A", bound=Aggregate)
 
 def _check_aggregate_class(aggregate_type: object) -> None:
     if not isinstance(aggregate_type, type) or not issubclass(aggregate_type, Aggregate):
-        raise TypeError(f"a repository needs an Aggregate subclass, got {aggregate_type!r}")
+        raise ArgumentTypeError(f"a repository needs an Aggregate subclass, got {aggregate_type!r}")
     # attrs.has() is true through inheritance; the subclass itself must be decorated, or
     # its fields are shared class attributes that equality and copying ignore.
     if "__attrs_attrs__" not in vars(aggregate_type):
-        raise TypeError(f"{aggregate_type.__qualname__} must be decorated with @attrs.define")
+        raise ArgumentTypeError(
+            f"{aggregate_type.__qualname__} must be decorated with @attrs.define"
+        )
     for field in attrs.fields(aggregate_type):
         if field.name != "id" and field.init and field.default is attrs.NOTHING:
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"{aggregate_type.__qualname__}.{field.name} needs a default: aggregates are "
                 "built empty and filled by replaying their events"
             )
@@ -61,7 +69,7 @@ def _check_at_version(at_version: object) -> None:
     if at_version is None:
         return
     if isinstance(at_version, bool) or not isinstance(at_version, int) or at_version < 1:
-        raise ValueError(f"at_version must be an integer >= 1, got {at_version!r}")
+        raise ArgumentError(f"at_version must be an integer >= 1, got {at_version!r}")
 
 
 class Repository(Generic[A]):
@@ -297,11 +305,11 @@ class Repository(Generic[A]):
             StoreError: The store failed.
         """
         if self.snapshot_policy is None:
-            raise ValueError(
+            raise ArgumentError(
                 f"{self!r} takes no snapshots: give it snapshot_every or snapshot_policy"
             )
         if aggregate_ids is None and not self.stream_prefix:
-            raise ValueError(
+            raise ArgumentError(
                 f"{self!r} has no stream_prefix, so its streams cannot be told apart "
                 "from other aggregates' streams: pass aggregate_ids"
             )

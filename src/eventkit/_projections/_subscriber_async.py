@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from eventkit._projections._policies import ErrorPolicy, ParkOnError, RetryOnError, StopOnError
 from eventkit._projections._projection import STAGING_SUFFIX
+from eventkit.exceptions import ArgumentError, ArgumentTypeError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -103,23 +104,25 @@ class AsyncSubscriber:
 def check_subscriber(subscriber: object) -> AsyncSubscriber:
     """Return *subscriber* if it is an `AsyncSubscriber` with a usable name and policy."""
     if not isinstance(subscriber, AsyncSubscriber):
-        raise TypeError(f"expected an instance of AsyncSubscriber, got {subscriber!r}")
+        raise ArgumentTypeError(f"expected an instance of AsyncSubscriber, got {subscriber!r}")
     kind = type(subscriber)
     if (
         kind.handle_batch is AsyncSubscriber.handle_batch
         and kind.handle_records is AsyncSubscriber.handle_records
     ):
-        raise TypeError(f"{kind.__qualname__} must implement handle_batch (or handle_records)")
+        raise ArgumentTypeError(
+            f"{kind.__qualname__} must implement handle_batch (or handle_records)"
+        )
     name = getattr(subscriber, "name", None)
     if not isinstance(name, str) or not name or name != name.strip():
-        raise ValueError(
+        raise ArgumentError(
             f"{kind.__qualname__}.name must be a non-empty string without surrounding "
             f"whitespace, got {name!r}"
         )
     if name.endswith(STAGING_SUFFIX):
-        raise ValueError(f"subscriber name {name!r} must not end with {STAGING_SUFFIX!r}")
+        raise ArgumentError(f"subscriber name {name!r} must not end with {STAGING_SUFFIX!r}")
     if not isinstance(subscriber.error_policy, (StopOnError, RetryOnError, ParkOnError)):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"subscriber {name!r}: error_policy must be StopOnError(), RetryOnError(...) "
             f"or ParkOnError(), got {subscriber.error_policy!r}"
         )

@@ -22,7 +22,7 @@ from eventkit._projections._status import ProjectionState, ProjectionStatus
 from eventkit._projections._subscriber_async import check_subscriber
 from eventkit._projections._subscribing_async import SUBSCRIBER_VERSION, AsyncSubscriberEngine
 from eventkit._storage import ProjectionLockLostError
-from eventkit.exceptions import ProjectionError
+from eventkit.exceptions import ArgumentError, ArgumentTypeError, ProjectionError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -85,14 +85,14 @@ class AsyncSubscriberRunner:
         poll_interval: float = 0.2,
     ) -> None:
         if not isinstance(store, AsyncProjectionStore):
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"{type(store).__name__} keeps no checkpoints; use a store that implements "
                 "AsyncProjectionStore, such as AsyncInMemoryEventStore"
             )
         check_number("batch_size", batch_size, integer=True, minimum=1)
         check_number("poll_interval", poll_interval, integer=False, minimum=0.001)
         if not subscribers:
-            raise ValueError("SubscriberRunner needs at least one subscriber")
+            raise ArgumentError("SubscriberRunner needs at least one subscriber")
         self.store = store
         self.poll_interval = float(poll_interval)
         self._storage = cast("AsyncProjectionStore", store)
@@ -100,7 +100,7 @@ class AsyncSubscriberRunner:
         self._slots: dict[str, Slot] = {}
         for subscriber in map(check_subscriber, subscribers):
             if subscriber.name in self._subscribers:
-                raise ValueError(f"two subscribers are named {subscriber.name!r}")
+                raise ArgumentError(f"two subscribers are named {subscriber.name!r}")
             wanted = subscriber.event_types
             types = None if wanted is None else store.registry.stored_names(wanted)
             self._subscribers[subscriber.name] = subscriber
@@ -422,7 +422,7 @@ class AsyncSubscriberRunner:
         chosen = list(names)
         unknown = [name for name in chosen if name not in self._slots]
         if unknown:
-            raise ValueError(
+            raise ArgumentError(
                 f"no subscriber named {unknown[0]!r} in this runner (it runs "
                 f"{', '.join(repr(n) for n in self._slots)})"
             )

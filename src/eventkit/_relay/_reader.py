@@ -26,7 +26,7 @@ from eventkit._projections._policies import Action, next_action
 from eventkit._projections._status import ProjectionState, ProjectionStatus
 from eventkit._records import Checkpoint, DeadLetter
 from eventkit._relay._source import Source
-from eventkit.exceptions import ProjectionError
+from eventkit.exceptions import ArgumentError, ArgumentTypeError, ProjectionError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -107,7 +107,7 @@ class FeedTables:
 
 def _check_prefix(prefix: str) -> str:
     if not prefix.replace("_", "a").isalnum() or not prefix.isascii():
-        raise ValueError(f"table_prefix must be letters, digits and _, got {prefix!r}")
+        raise ArgumentError(f"table_prefix must be letters, digits and _, got {prefix!r}")
     return prefix
 
 
@@ -167,24 +167,24 @@ class BrokerProjectionRunner:
         table_prefix: str = "eventkit_",
     ) -> None:
         if not isinstance(store, AsyncProjectionStore) or not store.exactly_once:
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"{type(store).__name__} cannot keep read models and the consumer's position "
                 "in one transaction; use AsyncSQLiteEventStore or AsyncPostgresEventStore"
             )
         if not isinstance(source, Source):
-            raise TypeError(f"expected a Source (open, fetch, lag, close), got {source!r}")
+            raise ArgumentTypeError(f"expected a Source (open, fetch, lag, close), got {source!r}")
         check_number("batch_size", batch_size, integer=True, minimum=1)
         check_number("poll_interval", poll_interval, integer=False, minimum=0.001)
         if not projections:
-            raise ValueError("BrokerProjectionRunner needs at least one projection")
+            raise ArgumentError("BrokerProjectionRunner needs at least one projection")
         self._projections: dict[str, Projection] = {}
         for projection in map(check_projection, projections):
             if projection.name in self._projections:
-                raise ValueError(f"two projections are named {projection.name!r}")
+                raise ArgumentError(f"two projections are named {projection.name!r}")
             self._projections[projection.name] = projection
         self.name = name or "feed:" + "+".join(self._projections)
         if self.name in self._projections:
-            raise ValueError(f"the consumer's name {self.name!r} is a projection's name")
+            raise ArgumentError(f"the consumer's name {self.name!r} is a projection's name")
         self.store = store
         self.source = source
         self.batch_size = batch_size
@@ -596,5 +596,5 @@ class BrokerProjectionRunner:
     async def dead_letters(self, name: str) -> list[DeadLetter]:
         """Return the events a projection parked, in position order."""
         if name not in self._projections:
-            raise ValueError(f"no projection named {name!r} in this runner")
+            raise ArgumentError(f"no projection named {name!r} in this runner")
         return await self._storage.dead_letters(name)

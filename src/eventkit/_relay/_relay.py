@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from eventkit._projections._policies import ErrorPolicy, ParkOnError, RetryOnError
 from eventkit._projections._subscriber_async import AsyncSubscriber
 from eventkit._relay._message import BrokerMessage, waves
-from eventkit.exceptions import BrokerError
+from eventkit.exceptions import ArgumentTypeError, BrokerError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -115,11 +115,13 @@ class Relay(AsyncSubscriber):
         error_policy: ErrorPolicy = DEFAULT_RETRY,
     ) -> None:
         if not isinstance(publisher, Publisher):
-            raise TypeError(f"expected a Publisher (open, publish, close), got {publisher!r}")
+            raise ArgumentTypeError(
+                f"expected a Publisher (open, publish, close), got {publisher!r}"
+            )
         if isinstance(error_policy, ParkOnError) or (
             isinstance(error_policy, RetryOnError) and isinstance(error_policy.then, ParkOnError)
         ):
-            raise TypeError(
+            raise ArgumentTypeError(
                 "a relay never parks an event: its stream's later events would be published "
                 "before it; retry (the default) or stop"
             )

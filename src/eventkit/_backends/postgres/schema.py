@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from eventkit.exceptions import StoreError
+from eventkit.exceptions import ArgumentError, ArgumentTypeError, StoreError
 
 POSITION_BITS = 20
 """Bits of a position that number the events of one transaction."""
@@ -129,9 +129,9 @@ def check_name(what: str, name: object) -> str:
             digits and underscores.
     """
     if not isinstance(name, str):
-        raise TypeError(f"{what} must be a string, got {name!r}")
+        raise ArgumentTypeError(f"{what} must be a string, got {name!r}")
     if not _NAME.fullmatch(name):
-        raise ValueError(
+        raise ArgumentError(
             f"{what} must be a letter or underscore followed by letters, digits and "
             f"underscores (at most 63 characters), got {name!r}"
         )
@@ -149,9 +149,9 @@ def check_prefix(prefix: object) -> str:
             characters, PostgreSQL's limit).
     """
     if not isinstance(prefix, str):
-        raise TypeError(f"table_prefix must be a string, got {prefix!r}")
+        raise ArgumentTypeError(f"table_prefix must be a string, got {prefix!r}")
     if not _PREFIX.fullmatch(prefix):
-        raise ValueError(
+        raise ArgumentError(
             "table_prefix must be empty or a letter or underscore followed by letters, "
             f"digits and underscores (at most 32 characters), got {prefix!r}"
         )
