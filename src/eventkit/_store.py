@@ -26,6 +26,7 @@ from eventkit._rules import check_count, check_snapshot_record, check_stream_id,
 from eventkit._serialization import Codec
 from eventkit._storage import AppendListeners
 from eventkit._upcasting import check_upcasters
+from eventkit.exceptions import ArgumentTypeError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -415,7 +416,7 @@ class BaseEventStore(abc.ABC):
             TypeError: *prefix* is not a string (raised at once).
         """
         if not isinstance(prefix, str):
-            raise TypeError(f"prefix must be a string, got {prefix!r}")
+            raise ArgumentTypeError(f"prefix must be a string, got {prefix!r}")
         return self._page_stream_ids(prefix)
 
     def count_events(self, *, after_position: int = 0, up_to: int | None = None) -> int:

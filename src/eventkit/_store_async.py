@@ -14,6 +14,7 @@ generated from the async one (see ``tools/unasync.py``).
 from __future__ import annotations
 
 import abc
+import asyncio
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from eventkit._acompat import amap, is_async, yield_to_loop
@@ -24,6 +25,7 @@ from eventkit._rules import check_count, check_snapshot_record, check_stream_id,
 from eventkit._serialization import Codec
 from eventkit._storage import AppendListeners
 from eventkit._upcasting import check_upcasters
+from eventkit.exceptions import ArgumentTypeError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -295,7 +297,14 @@ class AsyncBaseEventStore(abc.ABC):
             ValueError: A stream appears twice, or an event id twice.
             ConcurrencyError, DuplicateEventIdError: As for `AsyncBaseEventStore.append`.
         """
-        check_writes(writes)
+        if is_async():
+            if sum(len(write.records) for write in writes) > _ENCODE_SLICE:
+                # Checking a large append takes as long as encoding many slices: off the loop.
+                await asyncio.to_thread(check_writes, writes)
+            else:
+                check_writes(writes)
+        else:
+            check_writes(writes)
         results = await self._append(list(writes))
         if any(write.records for write in writes):
             self._listeners.notify()
@@ -430,7 +439,7 @@ class AsyncBaseEventStore(abc.ABC):
             TypeError: *prefix* is not a string (raised at once).
         """
         if not isinstance(prefix, str):
-            raise TypeError(f"prefix must be a string, got {prefix!r}")
+            raise ArgumentTypeError(f"prefix must be a string, got {prefix!r}")
         return self._page_stream_ids(prefix)
 
     async def count_events(self, *, after_position: int = 0, up_to: int | None = None) -> int:
