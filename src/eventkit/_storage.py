@@ -20,7 +20,7 @@ from eventkit.exceptions import StoreError
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from eventkit._records import Checkpoint, DeadLetter
+    from eventkit._records import AppendResult, Checkpoint, DeadLetter, EventRecord, RecordWrite
 
 
 class ProjectionTransaction(Protocol):
@@ -75,6 +75,32 @@ class ProjectionTransaction(Protocol):
         """
         ...
 
+    def append(self, writes: Sequence[RecordWrite]) -> list[AppendResult]:
+        """
+        Append records to the event store inside this transaction.
+
+        The events commit with the transaction (and the checkpoint it moves), or not at
+        all; later reads through this transaction see them, other readers only once it
+        commits. Process managers append through this. The writes are validated
+        (`check_writes`); a backend decides them with `decide_append`, as its own
+        appends do.
+
+        Raises:
+            ConcurrencyError, DuplicateEventIdError: As for an append outside.
+            RetryTransaction: The backend cannot place these events here without
+                breaking an ordering rule; run the whole transaction again.
+        """
+        ...
+
+    def read_stream(self, stream_id: str) -> list[EventRecord]:
+        """
+        Return every stored record of *stream_id* in version order, as this transaction sees it.
+
+        Events this transaction appended are included. A stream that does not exist
+        reads as empty.
+        """
+        ...
+
 
 class ProjectionLockLostError(StoreError):
     """
@@ -84,6 +110,20 @@ class ProjectionLockLostError(StoreError):
     that would move a checkpoint under a lock no longer held: the transaction rolls
     back, so a runner that was paused past its lease never commits after another took
     over. A runner that meets it gives the projection up and stands by.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+class RetryTransaction(Exception):  # noqa: N818 (it names what to do, not a failure)
+    """
+    Raised inside a transaction to ask for the whole transaction to be run again.
+
+    A backend raises it when something outside the transaction's data got in the way
+    and a fresh attempt will not meet it again: a deadlock the database broke, or (on
+    PostgreSQL) an append that would place a stream's new events before events another
+    transaction stored after this one began. Runners roll back and run the batch
+    again at once, a few times, before treating it as a failure of the event.
 
     .. versionadded:: 0.1.0
     """

@@ -46,6 +46,7 @@ from eventkit._storage import (
     FileLock,
     ProjectionLockLostError,
     ProjectionTransaction,
+    RetryTransaction,
     TransactionAborted,
     lock_file,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "ProjectionStore",
     "ProjectionTransaction",
     "RecordWrite",
+    "RetryTransaction",
     "SnapshotRecord",
     "StoredEventRef",
     "TaskBoundLocks",

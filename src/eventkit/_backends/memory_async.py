@@ -18,6 +18,7 @@ from eventkit._projection_store_async import AsyncProjectionLock, TaskBoundLocks
 from eventkit._records import EventRecord, StoredEventRef
 from eventkit._rules import decide_append
 from eventkit._store_async import AsyncBaseEventStore
+from eventkit.exceptions import ArgumentError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Sequence
@@ -59,7 +60,9 @@ class AsyncInMemoryEventStore(AsyncBaseEventStore):
         converter: cattrs.Converter | None = None,
     ) -> None:
         super().__init__(registry=registry, converter=converter)
-        self._lock = threading.Lock()
+        # Reentrant: a projection transaction that appended holds it until it ends, and
+        # its handler may read the store meanwhile.
+        self._lock = threading.RLock()
         # The global log: position n is self._log[n - 1].
         self._log: list[EventRecord] = []
         self._streams: dict[str, list[EventRecord]] = {}
@@ -78,38 +81,42 @@ class AsyncInMemoryEventStore(AsyncBaseEventStore):
 
     async def _append(self, writes: list[RecordWrite]) -> list[AppendResult]:
         with self._lock:
-            versions = [len(self._streams.get(write.stream_id, ())) for write in writes]
-            found = {
-                record.event_id: self._ids[record.event_id]
-                for write in writes
-                for record in write.records
-                if record.event_id in self._ids
-            }
-            # Decided before anything is stored, so a failure leaves nothing behind.
-            plan = decide_append(writes, versions, found)
-            first = len(self._log) + 1
-            now = datetime.now(UTC)
-            for position, (stream_id, version, record) in enumerate(plan.rows, start=first):
-                # A copied event keeps the time it was first recorded.
-                given = record.recorded_at
-                recorded_at = now if given is None else given.astimezone(UTC)
-                stored = EventRecord(
-                    stream_id,
-                    version,
-                    position,
-                    record.event_id,
-                    record.event_type,
-                    record.schema_version,
-                    record.data,
-                    record.metadata,
-                    recorded_at,
-                )
-                self._log.append(stored)
-                if stream_id not in self._streams:
-                    bisect.insort(self._stream_order, stream_id)
-                self._streams.setdefault(stream_id, []).append(stored)
-                self._ids[record.event_id] = StoredEventRef(stream_id, version, position)
-            return plan.results(range(first, first + len(plan.rows)))
+            return self._store(writes)
+
+    def _store(self, writes: Sequence[RecordWrite]) -> list[AppendResult]:
+        # Called with self._lock held.
+        versions = [len(self._streams.get(write.stream_id, ())) for write in writes]
+        found = {
+            record.event_id: self._ids[record.event_id]
+            for write in writes
+            for record in write.records
+            if record.event_id in self._ids
+        }
+        # Decided before anything is stored, so a failure leaves nothing behind.
+        plan = decide_append(writes, versions, found)
+        first = len(self._log) + 1
+        now = datetime.now(UTC)
+        for position, (stream_id, version, record) in enumerate(plan.rows, start=first):
+            # A copied event keeps the time it was first recorded.
+            given = record.recorded_at
+            recorded_at = now if given is None else given.astimezone(UTC)
+            stored = EventRecord(
+                stream_id,
+                version,
+                position,
+                record.event_id,
+                record.event_type,
+                record.schema_version,
+                record.data,
+                record.metadata,
+                recorded_at,
+            )
+            self._log.append(stored)
+            if stream_id not in self._streams:
+                bisect.insort(self._stream_order, stream_id)
+            self._streams.setdefault(stream_id, []).append(stored)
+            self._ids[record.event_id] = StoredEventRef(stream_id, version, position)
+        return plan.results(range(first, first + len(plan.rows)))
 
     async def _read_stream(
         self, stream_id: str, low: int, high: int | None, *, backwards: bool, limit: int | None
@@ -174,14 +181,27 @@ class AsyncInMemoryEventStore(AsyncBaseEventStore):
         return False
 
     async def run_projection_transaction(self, body: Callable[[ProjectionTransaction], T]) -> T:
-        """Call *body* in a projection transaction: committed if it returns, else forgotten."""
+        """
+        Call *body* in a projection transaction: committed if it returns, else forgotten.
+
+        Checkpoints, dead letters and events appended through the transaction commit
+        together or not at all. From its first append until it ends, the transaction
+        holds the store's lock, so that no one reads events that may yet be rolled back.
+        """
         async with self._projection_mutex:
-            transaction = _MemoryProjectionTransaction(self._checkpoints, self._dead_letters)
-            result = body(transaction)
+            transaction = _MemoryProjectionTransaction(self)
+            try:
+                result = body(transaction)
+            except BaseException:
+                transaction.roll_back()
+                raise
             # Reached only without an exception: the staged copies become the state.
             self._checkpoints = transaction.checkpoints
             self._dead_letters = transaction.dead_letters
-            return result
+            appended = transaction.commit()
+        if appended:
+            self._listeners.notify()
+        return result
 
     async def projection_checkpoints(self) -> dict[str, Checkpoint]:
         """Return every committed checkpoint, by projection name."""
@@ -199,16 +219,60 @@ class AsyncInMemoryEventStore(AsyncBaseEventStore):
 
 class _MemoryProjectionTransaction:
     # Works on copies of the store's dictionaries; the store adopts them on commit, so
-    # a rollback is simply forgetting them.
+    # a rollback is simply forgetting them. Appended events go into the store's log at
+    # once, under its lock, which the transaction keeps until it ends; a rollback takes
+    # them out again.
     connection = None
 
-    def __init__(
-        self,
-        checkpoints: dict[str, Checkpoint],
-        dead_letters: dict[str, dict[int, DeadLetter]],
-    ) -> None:
-        self.checkpoints = dict(checkpoints)
-        self.dead_letters = {name: dict(letters) for name, letters in dead_letters.items()}
+    def __init__(self, store: AsyncInMemoryEventStore) -> None:
+        self._store = store
+        self.checkpoints = dict(store._checkpoints)  # noqa: SLF001 (the store's own helper)
+        self.dead_letters = {
+            name: dict(letters)
+            for name, letters in store._dead_letters.items()  # noqa: SLF001
+        }
+        self._log_size: int | None = None  # the log's length before the first append
+        self._stream_sizes: dict[str, int] = {}
+
+    def append(self, writes: Sequence[RecordWrite]) -> list[AppendResult]:
+        store = self._store
+        if self._log_size is None:
+            store._lock.acquire()  # noqa: SLF001 (released by commit or roll_back)
+            self._log_size = len(store._log)  # noqa: SLF001
+        for write in writes:
+            streams = store._streams  # noqa: SLF001
+            self._stream_sizes.setdefault(write.stream_id, len(streams.get(write.stream_id, ())))
+        return store._store(writes)  # noqa: SLF001
+
+    def read_stream(self, stream_id: str) -> list[EventRecord]:
+        store = self._store
+        with store._lock:  # noqa: SLF001
+            return list(store._streams.get(stream_id, ()))  # noqa: SLF001
+
+    def commit(self) -> bool:
+        """Keep the appended events; return whether there were any."""
+        if self._log_size is None:
+            return False
+        appended = len(self._store._log) > self._log_size  # noqa: SLF001
+        self._store._lock.release()  # noqa: SLF001
+        return appended
+
+    def roll_back(self) -> None:
+        """Take the appended events out of the store again."""
+        if self._log_size is None:
+            return
+        store = self._store
+        try:
+            for record in store._log[self._log_size :]:  # noqa: SLF001
+                store._ids.pop(record.event_id, None)  # noqa: SLF001
+            del store._log[self._log_size :]  # noqa: SLF001
+            for stream_id, size in self._stream_sizes.items():
+                if size:
+                    del store._streams[stream_id][size:]  # noqa: SLF001
+                elif store._streams.pop(stream_id, None) is not None:  # noqa: SLF001
+                    store._stream_order.remove(stream_id)  # noqa: SLF001
+        finally:
+            store._lock.release()  # noqa: SLF001
 
     def checkpoint(self, projection: str) -> Checkpoint | None:
         return self.checkpoints.get(projection)
@@ -245,7 +309,7 @@ class _MemoryProjectionTransaction:
 
 def _refuse_tables(names: Sequence[str]) -> None:
     if names:
-        raise ValueError(
+        raise ArgumentError(
             f"InMemoryEventStore keeps no read-model tables, but tables {list(names)!r} "
             "were named; keep an in-memory read model in the projection's attributes"
         )

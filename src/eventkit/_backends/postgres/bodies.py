@@ -21,7 +21,7 @@ import psycopg_pool
 
 from eventkit._backends.postgres.projections import PostgresProjectionTransaction
 from eventkit._storage import TransactionAborted
-from eventkit.exceptions import StoreError
+from eventkit.exceptions import ArgumentTypeError, StoreError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -105,6 +105,9 @@ class BodyRunner:
             result = body(tx)
             if abort is not None and abort():
                 raise TransactionAborted
+            if tx.appended:
+                # Delivered when the transaction commits: other stores' runners wake.
+                conn.execute(self._sql.notify, (str(tx.appended),))
             return result
 
     def close(self) -> None:
@@ -150,7 +153,7 @@ class AsyncBodyRunner:
                 conninfo = self._async_pool.conninfo
                 kwargs = self._async_pool.kwargs
                 if not isinstance(conninfo, str) or not isinstance(kwargs, dict):
-                    raise TypeError("the store's pool must have a connection string")
+                    raise ArgumentTypeError("the store's pool must have a connection string")
                 self._sync_pool = psycopg_pool.ConnectionPool(
                     conninfo,
                     min_size=1,

@@ -19,17 +19,25 @@ from __future__ import annotations
 from datetime import UTC
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import psycopg
+
 from eventkit._backends.postgres.connections import stream_lock_key
-from eventkit._records import Checkpoint, DeadLetter
-from eventkit._storage import ProjectionLockLostError
+from eventkit._backends.postgres.schema import MAX_EVENTS_PER_TRANSACTION, POSITION_BITS
+from eventkit._backends.postgres.sql import event_records
+from eventkit._records import Checkpoint, DeadLetter, StoredEventRef
+from eventkit._rules import decide_append
+from eventkit._storage import ProjectionLockLostError, RetryTransaction
+from eventkit.exceptions import ArgumentError, ConcurrencyError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from uuid import UUID
 
-    import psycopg
-
     from eventkit._backends.postgres.sql import Statements
+    from eventkit._records import AppendResult, EventRecord, RecordWrite
+    from eventkit._rules import AppendPlan
+
+_MAX_INT4 = 2**31 - 1
 
 
 class LeaseHeld(NamedTuple):
@@ -61,6 +69,97 @@ class PostgresProjectionTransaction:
         self._leases = leases
         self._namespace = f"{schema}.{sql.prefix}"
         self._serialized: set[str] = set()
+        self.appended = 0  # the highest position appended in this transaction, or 0
+
+    def append(self, writes: Sequence[RecordWrite]) -> list[AppendResult]:
+        """
+        Append records in this transaction, as the store's own appends do.
+
+        The streams' advisory locks are taken first. A store's own append takes them
+        before its transaction has an id, so that a stream's later writers get larger
+        ids and their events sort after. Here the transaction may have an id already
+        (from an earlier append or a handler's write): if a stream's newest event was
+        stored by a transaction younger than this one, this one's events would sort
+        before it, and the append asks for the whole transaction to run again
+        (`RetryTransaction`). A deadlock among such appends does the same.
+        """
+        sql = self._sql
+        stream_ids = [write.stream_id for write in writes]
+        keys = sorted({stream_lock_key(self._namespace, stream_id) for stream_id in stream_ids})
+        found: dict[UUID, StoredEventRef] = {}
+        for attempt in range(2):
+            try:
+                # A savepoint: a repeated event id undoes this append only.
+                with self.connection.transaction():
+                    self._rows(sql.lock_streams, (keys,))
+                    heads = self._rows(sql.stream_heads, (stream_ids,))
+                    self._check_order(heads)
+                    stored = {stream_id: version for stream_id, version, _ in heads}
+                    versions = [stored.get(stream_id, 0) for stream_id in stream_ids]
+                    try:
+                        plan = decide_append(writes, versions, found)
+                    except ConcurrencyError:
+                        if found:
+                            raise
+                        # Maybe a retry of an append that succeeded, after the stream moved on.
+                        found = self._find(writes)
+                        plan = decide_append(writes, versions, found)
+                    positions = self._insert(plan) if plan.rows else []
+            except psycopg.errors.UniqueViolation:
+                if attempt or found:  # pragma: no cover (a race within a race)
+                    raise
+                found = self._find(writes)
+                continue
+            except psycopg.errors.DeadlockDetected as exc:
+                raise RetryTransaction(f"PostgreSQL event store {self._name}: {exc}") from exc
+            if positions:
+                self.appended = max(self.appended, positions[-1])
+            return plan.results(positions)
+        raise AssertionError  # pragma: no cover (the loop returns or raises)
+
+    def _check_order(self, heads: list[Any]) -> None:
+        base = self._rows(self._sql.own_base)[0][0]
+        if base is None:
+            return  # no id yet: the insert takes one, younger than every stored event's
+        for stream_id, version, position in heads:
+            if position >= base + (1 << POSITION_BITS):
+                raise RetryTransaction(
+                    f"PostgreSQL event store {self._name}: stream {stream_id!r} is at "
+                    f"version {version}, written by a transaction younger than this one; "
+                    "its new events would sort before that one's"
+                )
+
+    def _find(self, writes: Sequence[RecordWrite]) -> dict[UUID, StoredEventRef]:
+        event_ids = [record.event_id for write in writes for record in write.records]
+        rows = self._rows(self._sql.find_ids, (event_ids,))
+        return {row[0]: StoredEventRef(row[1], row[2], row[3]) for row in rows}
+
+    def _insert(self, plan: AppendPlan) -> list[int]:
+        rows = plan.rows
+        if len(rows) > MAX_EVENTS_PER_TRANSACTION:
+            raise ArgumentError(
+                f"an append to PostgreSQL holds at most {MAX_EVENTS_PER_TRANSACTION:,} "
+                f"events, got {len(rows):,}"
+            )
+        columns = (
+            [row.stream_id for row in rows],
+            [row.version for row in rows],
+            [row.record.event_id for row in rows],
+            [row.record.event_type for row in rows],
+            [row.record.schema_version for row in rows],
+            [row.record.data for row in rows],
+            [row.record.metadata for row in rows],
+            [row.record.recorded_at for row in rows],
+        )
+        return sorted(row[0] for row in self._rows(self._sql.insert, columns))
+
+    def read_stream(self, stream_id: str) -> list[EventRecord]:
+        """Return the stream's records as this transaction sees them, times in UTC."""
+        rows = self._rows(self._sql.read_stream, (stream_id, 1, _MAX_INT4, None))
+        return [
+            record._replace(recorded_at=record.recorded_at.astimezone(UTC))
+            for record in event_records(rows)
+        ]
 
     def _rows(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
         cursor = self.connection.execute(statement, params)
@@ -142,7 +241,7 @@ class PostgresProjectionTransaction:
     def _check_table(self, name: str) -> None:
         # A read model's table can be dropped: the store's own tables never.
         if name in self._own:
-            raise ValueError(
+            raise ArgumentError(
                 f"PostgreSQL event store {self._name}: {name!r} is one of the store's own "
                 "tables; a projection cannot drop or replace it"
             )

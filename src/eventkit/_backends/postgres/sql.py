@@ -38,6 +38,15 @@ class Statements(SQLTemplates):
         "SELECT stream_id, max(version) FROM {events} "
         "WHERE stream_id = ANY(%s::text[]) GROUP BY stream_id"
     )
+    # The newest event of each stream, for appends inside a projection transaction:
+    # see `PostgresProjectionTransaction.append`.
+    stream_heads = (
+        "SELECT stream_id, max(version), max(position) FROM {events} "
+        "WHERE stream_id = ANY(%s::text[]) GROUP BY stream_id"
+    )
+    own_base = (
+        f"SELECT ((pg_current_xact_id_if_assigned()::text::bigint + {_OFFSET}) << {POSITION_BITS})"
+    )
     find_ids = (
         "SELECT event_id, stream_id, version, position FROM {events} "
         "WHERE event_id = ANY(%s::uuid[])"

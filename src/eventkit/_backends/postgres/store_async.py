@@ -41,7 +41,7 @@ from eventkit._backends.postgres.sql import Statements, event_records
 from eventkit._records import Checkpoint, SnapshotRecord, StoredEventRef
 from eventkit._rules import decide_append
 from eventkit._store_async import AsyncBaseEventStore
-from eventkit.exceptions import ConcurrencyError, StoreError
+from eventkit.exceptions import ArgumentError, ArgumentTypeError, ConcurrencyError, StoreError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Sequence
@@ -204,12 +204,12 @@ class AsyncPostgresEventStore(AsyncBaseEventStore):
             self._owns_pool = True
         elif isinstance(conninfo, psycopg_pool.AsyncConnectionPool):
             if not isinstance(conninfo.conninfo, str):
-                raise TypeError("a pool given to the store must have a connection string")
+                raise ArgumentTypeError("a pool given to the store must have a connection string")
             self._conninfo = conninfo.conninfo
             self._pool = conninfo
             self._owns_pool = False
         else:
-            raise TypeError(
+            raise ArgumentTypeError(
                 "conninfo must be a connection string or an AsyncConnectionPool, got "
                 f"{type(conninfo).__qualname__}"
             )
@@ -416,7 +416,7 @@ class AsyncPostgresEventStore(AsyncBaseEventStore):
     async def _insert(self, conn: Any, plan: AppendPlan) -> list[int]:
         rows = plan.rows
         if len(rows) > _schema.MAX_EVENTS_PER_TRANSACTION:
-            raise ValueError(
+            raise ArgumentError(
                 f"an append to PostgreSQL holds at most {_schema.MAX_EVENTS_PER_TRANSACTION:,} "
                 f"events, got {len(rows):,}"
             )
@@ -576,7 +576,19 @@ class AsyncPostgresEventStore(AsyncBaseEventStore):
         `ProjectionLockLostError`, and the transaction rolls back.
         """
         await self._prepare()
-        return await self._bodies.run(body)
+        appended = 0
+
+        def watched(tx: ProjectionTransaction) -> T:
+            nonlocal appended
+            result = body(tx)
+            appended = getattr(tx, "appended", 0)
+            return result
+
+        result = await self._bodies.run(watched)
+        if appended:  # events appended in the transaction (by a process manager)
+            self._written = max(self._written, appended)
+            self._listeners.notify()
+        return result
 
     async def projection_checkpoints(self) -> dict[str, Checkpoint]:
         """Return every committed checkpoint, by projection name."""
@@ -761,4 +773,4 @@ def _check_positive(what: str, value: object, *, integer: bool, zero: bool = Fal
         or not (value >= 0 if zero else value > 0)
     ):
         kind = "an integer" if integer else "a number"
-        raise ValueError(f"{what} must be {kind} {'>=' if zero else '>'} 0, got {value!r}")
+        raise ArgumentError(f"{what} must be {kind} {'>=' if zero else '>'} 0, got {value!r}")

@@ -252,7 +252,20 @@ class AsyncSQLiteEventStore(AsyncBaseEventStore):
 
     async def run_projection_transaction(self, body: Callable[[ProjectionTransaction], T]) -> T:
         """Call *body* in a write transaction in the writer thread; see `SQLiteEventStore`."""
-        return await self._write_unless_cancelled(self._core.run_projection_transaction, body)
+        appended = False
+
+        def watched(tx: ProjectionTransaction) -> T:
+            nonlocal appended
+            result = body(tx)
+            appended = bool(getattr(tx, "appended", False))
+            return result
+
+        result: T = await self._write_unless_cancelled(
+            self._core.run_projection_transaction, watched
+        )
+        if appended:  # events appended in the transaction: wake this store's listeners too
+            self._listeners.notify()
+        return result
 
     async def projection_checkpoints(self) -> dict[str, Checkpoint]:
         """Return every committed checkpoint, by projection name."""

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
     from eventkit._backends.sqlite.sql import Statements
+    from eventkit._records import AppendResult, EventRecord, RecordWrite
     from eventkit._storage import ProjectionTransaction
 
 T = TypeVar("T")
@@ -61,11 +62,35 @@ def _quote(name: str) -> str:
 class SQLiteProjectionTransaction:
     """A projection transaction on the store's connection, inside ``BEGIN IMMEDIATE``."""
 
-    def __init__(self, conn: sqlite3.Connection, sql: Statements, name: str, prefix: str) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        sql: Statements,
+        name: str,
+        prefix: str,
+        *,
+        append: Callable[[sqlite3.Connection, list[RecordWrite]], list[AppendResult]],
+        read_stream: Callable[[sqlite3.Connection, str], list[EventRecord]],
+    ) -> None:
         self.connection = conn
         self._sql = sql
         self._name = name
         self._prefix = prefix
+        self._append = append
+        self._read_stream = read_stream
+        self.appended = False
+
+    def append(self, writes: Sequence[RecordWrite]) -> list[AppendResult]:
+        """Append records in this transaction: the store's own append, without its COMMIT."""
+        with Boundary(self._name):
+            results = self._append(self.connection, list(writes))
+        self.appended = self.appended or any(result.positions for result in results)
+        return results
+
+    def read_stream(self, stream_id: str) -> list[EventRecord]:
+        """Return the stream's records as this transaction sees them."""
+        with Boundary(self._name):
+            return self._read_stream(self.connection, stream_id)
 
     def _run(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
         with Boundary(self._name):
@@ -144,12 +169,18 @@ class SQLiteProjectionStorage:
         sql: Statements,
         transaction: Callable[[], AbstractContextManager[sqlite3.Connection]],
         fetch: Callable[[str, tuple[Any, ...]], list[Any]],
+        append: Callable[[sqlite3.Connection, list[RecordWrite]], list[AppendResult]],
+        read_stream: Callable[[sqlite3.Connection, str], list[EventRecord]],
+        notify: Callable[[], None],
     ) -> None:
         self._name = name
         self._prefix = prefix
         self._sql = sql
         self._transaction = transaction
         self._fetch = fetch
+        self._append = append
+        self._read_stream = read_stream
+        self._notify = notify
         self._thread_locks = ThreadBoundLocks()
 
     def run_projection_transaction(
@@ -157,10 +188,20 @@ class SQLiteProjectionStorage:
     ) -> T:
         """Call *body* in a write transaction (``BEGIN IMMEDIATE``); see `SQLiteEventStore`."""
         with self._transaction() as conn:
-            result = body(SQLiteProjectionTransaction(conn, self._sql, self._name, self._prefix))
+            tx = SQLiteProjectionTransaction(
+                conn,
+                self._sql,
+                self._name,
+                self._prefix,
+                append=self._append,
+                read_stream=self._read_stream,
+            )
+            result = body(tx)
             if abort is not None and abort():
                 raise TransactionAborted
-            return result
+        if tx.appended:
+            self._notify()
+        return result
 
     def projection_checkpoints(self) -> dict[str, Checkpoint]:
         """Return every committed checkpoint, by projection name."""

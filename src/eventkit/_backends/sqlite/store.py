@@ -212,7 +212,16 @@ class SQLiteEventStore(BaseEventStore):
             sql=self._sql,
             transaction=self.transaction,
             fetch=self._fetch,
+            append=self._store,
+            read_stream=self._stream_on,
+            notify=self._listeners.notify,
         )
+
+    def _stream_on(self, conn: sqlite3.Connection, stream_id: str) -> list[EventRecord]:
+        # A whole stream, read inside a transaction on *conn*: it sees that one's writes.
+        found = records(conn.execute(self._sql.read_stream_to_end, (stream_id, 1, -1)).fetchall())
+        check_versions(stream_id, 1, found, backwards=False)
+        return found
 
     def _open_single(
         self, conn: sqlite3.Connection, timeout: float, tracer: Callable[[str], object] | None
