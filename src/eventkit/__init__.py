@@ -46,11 +46,15 @@ from eventkit._exports import claim as _claim
 from eventkit._migration import migrate, verify
 from eventkit._migration_async import migrate_async, verify_async
 from eventkit._projections import (
+    AsyncProcessManagerRunner,
     AsyncProjectionRunner,
     AsyncSubscriber,
     AsyncSubscriberRunner,
     ErrorPolicy,
     ParkOnError,
+    ProcessContext,
+    ProcessManager,
+    ProcessManagerRunner,
     Projection,
     ProjectionRunner,
     ProjectionState,
@@ -103,6 +107,7 @@ __all__ = [
     "AsyncEventStore",
     "AsyncInMemoryEventStore",
     "AsyncPostgresEventStore",
+    "AsyncProcessManagerRunner",
     "AsyncProjectionRunner",
     "AsyncRepository",
     "AsyncSQLiteEventStore",
@@ -133,6 +138,9 @@ __all__ = [
     "NewEvent",
     "ParkOnError",
     "PostgresEventStore",
+    "ProcessContext",
+    "ProcessManager",
+    "ProcessManagerRunner",
     "Projection",
     "ProjectionError",
     "ProjectionRunner",

@@ -1,6 +1,9 @@
-"""Projections: read models folded from the global log, and the runner that feeds them."""
+"""Projections and process managers, fed from the global log by their runners."""
 
 from eventkit._projections._policies import ErrorPolicy, ParkOnError, RetryOnError, StopOnError
+from eventkit._projections._process import ProcessContext, ProcessManager
+from eventkit._projections._process_runner import ProcessManagerRunner
+from eventkit._projections._process_runner_async import AsyncProcessManagerRunner
 from eventkit._projections._projection import Projection
 from eventkit._projections._runner import ProjectionRunner
 from eventkit._projections._runner_async import AsyncProjectionRunner
@@ -11,11 +14,15 @@ from eventkit._projections._subscriber_runner import SubscriberRunner
 from eventkit._projections._subscriber_runner_async import AsyncSubscriberRunner
 
 __all__ = [
+    "AsyncProcessManagerRunner",
     "AsyncProjectionRunner",
     "AsyncSubscriber",
     "AsyncSubscriberRunner",
     "ErrorPolicy",
     "ParkOnError",
+    "ProcessContext",
+    "ProcessManager",
+    "ProcessManagerRunner",
     "Projection",
     "ProjectionRunner",
     "ProjectionState",

@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, NoReturn, Protocol
+from typing import TYPE_CHECKING, NoReturn, Protocol, TypeVar
 
 from eventkit._compat import RLock
 from eventkit._projections._plan import RateMeter, batch_target, checkpoint_before
 from eventkit._projections._policies import Action, next_action
+from eventkit._projections._process import ProcessContext, is_process_manager
 from eventkit._projections._projection import STAGING_SUFFIX
 from eventkit._records import Checkpoint, DeadLetter
+from eventkit._storage import RetryTransaction
 from eventkit.exceptions import ProjectionError
 
 if TYPE_CHECKING:
@@ -37,6 +39,13 @@ if TYPE_CHECKING:
     from eventkit._store import EventStore
 
 logger = logging.getLogger("eventkit.projections")
+
+T = TypeVar("T")
+
+# How often a transaction a backend asked to run again is tried, and the pause that
+# grows between tries (seconds).
+_TRANSACTION_ATTEMPTS = 10
+_RETRY_PAUSE = 0.01
 
 Failure = tuple[int, Exception]
 """A batch's first failing event: its index in the batch, and what its handler raised."""
@@ -84,6 +93,9 @@ class Slot:
         self.ready = False
         self.error: ProjectionError | None = None
         self.meter = RateMeter()
+        # A process manager: its handler appends events, so its batches always roll
+        # back whole, and it is never rebuilt.
+        self.emits = is_process_manager(projection)
         # Held while a batch is applied; reentrant because an automatic rebuild swaps
         # its tables in from inside the batch loop.
         self.mutex = RLock()
@@ -128,6 +140,10 @@ class Engine:
     def prepare(self, slot: Slot, progress: ProgressBar, should_stop: Callable[[], bool]) -> None:
         """Set the read model up and load the checkpoint; rebuild a read model that is too old."""
         projection = slot.projection
+        # Where a process manager that never ran starts, when it must not react to the past.
+        start = 0
+        if slot.emits and not getattr(projection, "from_beginning", True):
+            start = self.store.head_position()
 
         def body(tx: ProjectionTransaction) -> bool:
             stored = tx.checkpoint(slot.key)
@@ -140,10 +156,10 @@ class Engine:
                 )
             if stored is not None and stored.version < slot.version:
                 return True
-            self._setup(projection, tx, stored.position if stored else 0)
+            self._setup(projection, tx, stored.position if stored else start)
             if stored is None:
-                tx.save_checkpoint(slot.key, Checkpoint(0, slot.version))
-            slot.position = stored.position if stored else 0
+                tx.save_checkpoint(slot.key, Checkpoint(start, slot.version))
+            slot.position = stored.position if stored else start
             return False
 
         outdated = self.storage.run_projection_transaction(body)
@@ -202,11 +218,13 @@ class Engine:
 
     def _transact(self, slot: Slot, records: Sequence[EventRecord], target: int) -> Failure | None:
         """Handle *records* and move the checkpoint to *target*, in one transaction."""
-        exactly_once = self.storage.exactly_once
+        # A process manager's appends roll back with its transaction on every store: a
+        # failed event must leave none of them behind.
+        exactly_once = self.storage.exactly_once or slot.emits
 
         def body(tx: ProjectionTransaction) -> Failure | None:
             self._check(tx, slot)
-            failed = self._handle_all(slot.projection, records, tx.connection)
+            failed = self._handle_all(slot, records, tx)
             if failed is None:
                 tx.save_checkpoint(slot.key, Checkpoint(target, slot.version))
             elif exactly_once:
@@ -219,7 +237,7 @@ class Engine:
             return failed
 
         try:
-            return self.storage.run_projection_transaction(body)
+            return self._run_retrying(body)
         except _RollBack as rollback:
             index = rollback.failed[0]
             # Everything, the failing event's partial writes included, was rolled back:
@@ -227,10 +245,36 @@ class Engine:
             before = checkpoint_before(records[index].position)
             return self._transact(slot, records[:index], before) or rollback.failed
 
+    def _run_retrying(self, body: Callable[[ProjectionTransaction], T]) -> T:
+        # A backend may ask for a transaction to run again (a deadlock it broke, an
+        # ordering rule): that is no fault of the events, so it is not theirs to fail.
+        for attempt in range(_TRANSACTION_ATTEMPTS):
+            try:
+                return self.storage.run_projection_transaction(body)
+            except RetryTransaction as exc:
+                if attempt == _TRANSACTION_ATTEMPTS - 1:
+                    raise
+                logger.debug("running a projection transaction again: %s", exc)
+                if not self.pause(_RETRY_PAUSE * (attempt + 1)):
+                    raise Interrupted from exc
+        raise AssertionError  # pragma: no cover (the loop returns or raises)
+
     def _handle_all(
-        self, projection: Projection, records: Sequence[EventRecord], connection: Any
+        self, slot: Slot, records: Sequence[EventRecord], tx: ProjectionTransaction
     ) -> Failure | None:
-        decode, handle = self.store.codec.decode, projection.handle
+        decode, handle = self.store.codec.decode, slot.projection.handle
+        if slot.emits:
+            name, codec = slot.projection.name, self.store.codec
+            for index, record in enumerate(records):
+                try:
+                    recorded = decode(record)
+                    handle(recorded, ProcessContext(name, recorded, tx, codec))
+                except RetryTransaction:
+                    raise
+                except Exception as exc:  # noqa: BLE001 (any failure goes to the error policy)
+                    return index, exc
+            return None
+        connection = tx.connection
         for index, record in enumerate(records):
             try:
                 handle(decode(record), connection)
@@ -314,11 +358,11 @@ class Engine:
             raise ProjectionError(
                 slot.projection.name, letter.position, detail="the parked event is not stored"
             )
-        exactly_once = self.storage.exactly_once
+        exactly_once = self.storage.exactly_once or slot.emits
         stored = record
 
         def body(tx: ProjectionTransaction) -> Failure | None:
-            failed = self._handle_all(slot.projection, [stored], tx.connection)
+            failed = self._handle_all(slot, [stored], tx)
             if failed is None:
                 tx.unpark(slot.key, letter.position)
                 return None
@@ -328,7 +372,7 @@ class Engine:
             return failed
 
         try:
-            failed = self.storage.run_projection_transaction(body)
+            failed = self._run_retrying(body)
         except _RollBack as rollback:
             error = rollback.failed[1]
 

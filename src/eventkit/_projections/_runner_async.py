@@ -24,10 +24,11 @@ from eventkit._projections._checks import (
 )
 from eventkit._projections._engine_async import AsyncEngine, CheckpointMoved, Slot
 from eventkit._projections._plan import lag_seconds
+from eventkit._projections._process import is_process_manager
 from eventkit._projections._progress import ProgressBar
 from eventkit._projections._status import ProjectionState, ProjectionStatus
 from eventkit._storage import ProjectionLockLostError
-from eventkit.exceptions import ProjectionError
+from eventkit.exceptions import ArgumentError, ArgumentTypeError, ProjectionError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterable
@@ -43,52 +44,14 @@ def _never() -> bool:
     return False
 
 
-class AsyncProjectionRunner:
+class AsyncRunnerBase:
     """
-    Feeds projections with the store's events: catches them up, then follows new ones.
+    What the projection and process manager runners share: slots, locks, waiting, status.
 
-    For each projection the runner reads the stored records after its checkpoint
-    (`AsyncBaseEventStore.read_all_records`), in batches of the projection's event types,
-    decodes each event as its handler takes it, and applies each batch in one store
-    transaction that also moves the checkpoint. An event that cannot be decoded fails
-    like a handler would, under the projection's error policy. Run it in the
-    foreground (`run_until_caught_up`) or in the background (`start` and `stop`, or a
-    ``with`` block), where it follows new events: in a task of the running event loop
-    in the async form, in a thread in the sync one. Handlers are synchronous in both
-    forms and run where the store runs its transactions.
-
-    Only one runner applies a projection's events at a time: a runner takes the
-    projection's lock in the store first. A runner that finds the lock taken waits as a
-    hot standby and takes over when the holder stops or dies, so runners can be started
-    on several machines (or processes) for failover.
-
-    Example:
-        .. code-block:: python
-
-            runner = AsyncProjectionRunner(store, Balances(), batch_size=500)
-            await runner.run_until_caught_up()    # here, then return
-            async with runner:                    # or: follow in the background
-                result = await accounts.save(account)
-                await runner.wait_for(result.positions[-1])
-
-    Args:
-        store: The event store; it must also keep projection checkpoints
-            (`AsyncProjectionStore`), as every eventkit backend does.
-        projections: The projections to run, with distinct names.
-        batch_size: The most events applied in one transaction.
-        poll_interval: Seconds between looks at the store for new events, for lock
-            takeovers and for appends that other processes make. Appends through this
-            store object wake the runner at once.
-
-    Raises:
-        TypeError: *store* keeps no projection checkpoints, or a projection is not a
-            `Projection`.
-        ValueError: No projections, two with one name, or a bad name, version,
-            *batch_size* or *poll_interval*.
-        UnknownEventType: A class in a projection's ``event_types`` is not registered.
-
-    .. versionadded:: 0.1.0
+    Subclasses say what they run (`_kind`, `_take`) and add what only they do.
     """
+
+    _kind = "projection"
 
     def __init__(
         self,
@@ -98,21 +61,21 @@ class AsyncProjectionRunner:
         poll_interval: float = 0.2,
     ) -> None:
         if not isinstance(store, AsyncProjectionStore):
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"{type(store).__name__} keeps no projection checkpoints; use a store that "
                 "implements AsyncProjectionStore, such as AsyncInMemoryEventStore"
             )
         check_number("batch_size", batch_size, integer=True, minimum=1)
         check_number("poll_interval", poll_interval, integer=False, minimum=0.001)
         if not projections:
-            raise ValueError("ProjectionRunner needs at least one projection")
+            raise ArgumentError(f"{type(self).__name__} needs at least one {self._kind}")
         self.store = store
         self.poll_interval = float(poll_interval)
         self._storage = cast("AsyncProjectionStore", store)
         self._slots: dict[str, Slot] = {}
-        for projection in map(check_projection, projections):
+        for projection in map(self._take, projections):
             if projection.name in self._slots:
-                raise ValueError(f"two projections are named {projection.name!r}")
+                raise ArgumentError(f"two {self._kind}s are named {projection.name!r}")
             types = type_names(store.registry, projection)
             self._slots[projection.name] = Slot(
                 projection, projection.name, types, projection.version
@@ -137,12 +100,11 @@ class AsyncProjectionRunner:
 
     def __repr__(self) -> str:
         names = ", ".join(repr(name) for name in self._slots)
-        return f"<ProjectionRunner of {names}{' (running)' if self.running else ''}>"
+        return f"<{type(self).__name__} of {names}{' (running)' if self.running else ''}>"
 
-    @property
-    def projections(self) -> tuple[Projection, ...]:
-        """The projections this runner feeds, in the order given."""
-        return tuple(slot.projection for slot in self._slots.values())
+    def _take(self, projection: Projection) -> Projection:
+        # Checks what the runner was given, and returns it.
+        raise NotImplementedError
 
     @property
     def running(self) -> bool:
@@ -241,7 +203,7 @@ class AsyncProjectionRunner:
             RuntimeError: The runner already runs.
         """
         if self.running:
-            raise RuntimeError("the projection runner is already running")
+            raise RuntimeError(f"the {type(self).__name__} is already running")
         self._background.start()
 
     async def stop(self, *, timeout: float | None = None) -> None:
@@ -328,7 +290,7 @@ class AsyncProjectionRunner:
                 remaining = min(remaining, deadline - time.monotonic())
                 if remaining <= 0:
                     raise TimeoutError(
-                        f"projections did not reach position {position} within {timeout} "
+                        f"{self._kind}s did not reach position {position} within {timeout} "
                         f"seconds: {', '.join(f'{n!r} at {p}' for n, p in behind.items())}"
                     )
             await await_event(changed, remaining)
@@ -374,57 +336,7 @@ class AsyncProjectionRunner:
             )
         return report
 
-    # -- rebuilds and dead letters ----------------------------------------------------------
-
-    async def rebuild(self, name: str, *, quiet: bool = False, out: TextIO | None = None) -> None:
-        """
-        Rebuild a projection's read model from the first event, then swap it in atomically.
-
-        The rebuild writes fresh tables (`Projection.table` names them) while readers
-        keep querying the old read model, which a running runner keeps up to date
-        meanwhile. When the fresh copy has caught up, one transaction replaces the old
-        tables, checkpoint and dead letters with the new ones: readers see the old
-        read model or the new one, never a half-built one. A runner also does this by
-        itself when it finds a read model built by an older `Projection.version`.
-
-        Args:
-            name: The projection to rebuild.
-            quiet: Draw no progress bar.
-            out: Where to draw the progress bar; standard error if None.
-
-        Raises:
-            ProjectionError: An event failed during the rebuild (the old read model
-                stays in place), or another runner holds the projection.
-            ValueError: *name* is not one of this runner's projections.
-        """
-        slot = self._slots[self._names([name])[0]]
-        async with self._owning(slot):
-            progress = ProgressBar(f"{name} (rebuild)", None if quiet else out or sys.stderr)
-            await self._engine.rebuild(slot, progress, _never)
-
-    async def replay(self, name: str, *, quiet: bool = False, out: TextIO | None = None) -> None:
-        """
-        Empty a projection's read model and apply every event to it again, in place.
-
-        Drops the projection's tables, calls `Projection.teardown`, deletes its
-        checkpoint and dead letters, then catches up from the first event. Readers see
-        the read model fill up again; use `rebuild` to keep serving the old one.
-
-        Args:
-            name: The projection to replay.
-            quiet: Draw no progress bar.
-            out: Where to draw the progress bar; standard error if None.
-
-        Raises:
-            ProjectionError: An event failed (the checkpoint stays just before it), or
-                another runner holds the projection.
-            ValueError: *name* is not one of this runner's projections.
-        """
-        slot = self._slots[self._names([name])[0]]
-        async with self._owning(slot):
-            progress = ProgressBar(f"{name} (replay)", None if quiet else out or sys.stderr)
-            await self._engine.start_over(slot)
-            await self._engine.catch_up(slot, progress, _never)
+    # -- dead letters ---------------------------------------------------------------------
 
     async def dead_letters(self, name: str) -> list[DeadLetter]:
         """
@@ -496,8 +408,124 @@ class AsyncProjectionRunner:
         chosen = list(names)
         unknown = [name for name in chosen if name not in self._slots]
         if unknown:
-            raise ValueError(
-                f"no projection named {unknown[0]!r} in this runner (it runs "
+            raise ArgumentError(
+                f"no {self._kind} named {unknown[0]!r} in this runner (it runs "
                 f"{', '.join(repr(n) for n in self._slots)})"
             )
         return chosen
+
+
+class AsyncProjectionRunner(AsyncRunnerBase):
+    """
+    Feeds projections with the store's events: catches them up, then follows new ones.
+
+    For each projection the runner reads the stored records after its checkpoint
+    (`AsyncBaseEventStore.read_all_records`), in batches of the projection's event types,
+    decodes each event as its handler takes it, and applies each batch in one store
+    transaction that also moves the checkpoint. An event that cannot be decoded fails
+    like a handler would, under the projection's error policy. Run it in the
+    foreground (`run_until_caught_up`) or in the background (`start` and `stop`, or a
+    ``with`` block), where it follows new events: in a task of the running event loop
+    in the async form, in a thread in the sync one. Handlers are synchronous in both
+    forms and run where the store runs its transactions.
+
+    Only one runner applies a projection's events at a time: a runner takes the
+    projection's lock in the store first. A runner that finds the lock taken waits as a
+    hot standby and takes over when the holder stops or dies, so runners can be started
+    on several machines (or processes) for failover.
+
+    Example:
+        .. code-block:: python
+
+            runner = AsyncProjectionRunner(store, Balances(), batch_size=500)
+            await runner.run_until_caught_up()    # here, then return
+            async with runner:                    # or: follow in the background
+                result = await accounts.save(account)
+                await runner.wait_for(result.positions[-1])
+
+    Args:
+        store: The event store; it must also keep projection checkpoints
+            (`AsyncProjectionStore`), as every eventkit backend does.
+        projections: The projections to run, with distinct names.
+        batch_size: The most events applied in one transaction.
+        poll_interval: Seconds between looks at the store for new events, for lock
+            takeovers and for appends that other processes make. Appends through this
+            store object wake the runner at once.
+
+    Raises:
+        ArgumentTypeError: *store* keeps no projection checkpoints, or a projection is
+            not a `Projection` (or is a `ProcessManager`, which
+            `AsyncProcessManagerRunner` runs).
+        ArgumentError: No projections, two with one name, or a bad name, version,
+            *batch_size* or *poll_interval*.
+        UnknownEventType: A class in a projection's ``event_types`` is not registered.
+
+    .. versionadded:: 0.1.0
+    """
+
+    @property
+    def projections(self) -> tuple[Projection, ...]:
+        """The projections this runner feeds, in the order given."""
+        return tuple(slot.projection for slot in self._slots.values())
+
+    def _take(self, projection: Projection) -> Projection:
+        checked = check_projection(projection)
+        if is_process_manager(checked):
+            raise ArgumentTypeError(
+                f"{checked.name!r} is a process manager: run it with a ProcessManagerRunner "
+                "(a projection runner may rebuild and replay, which would append its events "
+                "again)"
+            )
+        return checked
+
+    # -- rebuilds -------------------------------------------------------------------------
+
+    async def rebuild(self, name: str, *, quiet: bool = False, out: TextIO | None = None) -> None:
+        """
+        Rebuild a projection's read model from the first event, then swap it in atomically.
+
+        The rebuild writes fresh tables (`Projection.table` names them) while readers
+        keep querying the old read model, which a running runner keeps up to date
+        meanwhile. When the fresh copy has caught up, one transaction replaces the old
+        tables, checkpoint and dead letters with the new ones: readers see the old
+        read model or the new one, never a half-built one. A runner also does this by
+        itself when it finds a read model built by an older `Projection.version`.
+
+        Args:
+            name: The projection to rebuild.
+            quiet: Draw no progress bar.
+            out: Where to draw the progress bar; standard error if None.
+
+        Raises:
+            ProjectionError: An event failed during the rebuild (the old read model
+                stays in place), or another runner holds the projection.
+            ValueError: *name* is not one of this runner's projections.
+        """
+        slot = self._slots[self._names([name])[0]]
+        async with self._owning(slot):
+            progress = ProgressBar(f"{name} (rebuild)", None if quiet else out or sys.stderr)
+            await self._engine.rebuild(slot, progress, _never)
+
+    async def replay(self, name: str, *, quiet: bool = False, out: TextIO | None = None) -> None:
+        """
+        Empty a projection's read model and apply every event to it again, in place.
+
+        Drops the projection's tables, calls `Projection.teardown`, deletes its
+        checkpoint and dead letters, then catches up from the first event. Readers see
+        the read model fill up again; use `rebuild` to keep serving the old one.
+
+        Args:
+            name: The projection to replay.
+            quiet: Draw no progress bar.
+            out: Where to draw the progress bar; standard error if None.
+
+        Raises:
+            ProjectionError: An event failed (the checkpoint stays just before it), or
+                another runner holds the projection.
+            ValueError: *name* is not one of this runner's projections.
+        """
+        slot = self._slots[self._names([name])[0]]
+        async with self._owning(slot):
+            progress = ProgressBar(f"{name} (replay)", None if quiet else out or sys.stderr)
+            await self._engine.start_over(slot)
+            await self._engine.catch_up(slot, progress, _never)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
@@ -16,15 +17,25 @@ from typing import TYPE_CHECKING, Any, cast
 import pytest
 
 from eventkit._acompat import await_thread_event, is_async, run_concurrently
+from eventkit._envelope import NO_STREAM
 from eventkit._projection_store_async import AsyncProjectionStore
-from eventkit._projections import AsyncProjectionRunner, ParkOnError, Projection
-from eventkit._records import Checkpoint, DeadLetter
-from eventkit.exceptions import ProjectionError
+from eventkit._projections import (
+    AsyncProcessManagerRunner,
+    AsyncProjectionRunner,
+    ParkOnError,
+    ProcessManager,
+    Projection,
+    StopOnError,
+)
+from eventkit._records import Checkpoint, DeadLetter, RecordWrite
+from eventkit.exceptions import ConcurrencyError, ProjectionError
 from eventkit.testing._contract_async import AsyncEventStoreContract
 from eventkit.testing._events import Deposited, Noted, _deposits
 
 if TYPE_CHECKING:
-    from eventkit._envelope import RecordedEvent
+    from eventkit._envelope import ExpectedVersion, RecordedEvent
+    from eventkit._projections import ProcessContext
+    from eventkit._records import AppendResult, EventRecord
     from eventkit._storage import ProjectionTransaction
     from eventkit._store_async import AsyncEventStore
 
@@ -428,3 +439,179 @@ class AsyncProjectionStoreContract:
         finally:
             await standby.stop()
         assert (first.sums, second.sums) == ({"s": Decimal(1)}, {"s": Decimal(2)})
+
+    # -- appends inside a transaction (what process managers write through) ----------------
+
+    @pytest.mark.asyncio
+    async def test_appends_in_a_transaction_commit_with_it(self, store: AsyncEventStore) -> None:
+        """Events appended through the transaction are stored when it commits, checkpoint too."""
+        storage = self.storage(store)
+        write = _write(store, "pm", [Noted("a"), Noted("b")], NO_STREAM)
+
+        def body(tx: ProjectionTransaction) -> list[AppendResult]:
+            results = tx.append([write])
+            tx.save_checkpoint("p", Checkpoint(1, 1))
+            return results
+
+        (result,) = await storage.run_projection_transaction(body)
+        stored = await store.read_stream_records("pm")
+        assert (result.version, result.positions) == (2, tuple(r.position for r in stored))
+        assert [r.event_id for r in stored] == [record.event_id for record in write.records]
+        assert (await storage.projection_checkpoints())["p"] == Checkpoint(1, 1)
+        assert await store.head_position() == stored[-1].position
+
+    @pytest.mark.asyncio
+    async def test_appends_in_a_failed_transaction_are_rolled_back(
+        self, store: AsyncEventStore
+    ) -> None:
+        """A transaction that raises after appending leaves no event, stream or id behind."""
+        storage = self.storage(store)
+        before = await store.append("s", [Noted("kept")])
+        new_stream = _write(store, "pm", [Noted("a"), Noted("b")], NO_STREAM)
+        old_stream = _write(store, "s", [Noted("c")], 1)
+
+        def body(tx: ProjectionTransaction) -> None:
+            tx.append([new_stream])
+            tx.append([old_stream])
+            tx.save_checkpoint("p", Checkpoint(9, 1))
+            raise KeyError("after the appends, before the commit")
+
+        with pytest.raises(KeyError):
+            await storage.run_projection_transaction(body)
+        assert (await store.stream_version("pm"), await store.stream_version("s")) == (0, 1)
+        assert await store.head_position() == before.positions[-1]
+        assert [stream async for stream in store.stream_ids()] == ["s"]
+        assert await storage.projection_checkpoints() == {}
+        # The rolled-back ids are free again: appending them now stores new events.
+        again = await store.append_records([new_stream])
+        assert again[0].version == 2
+        assert [r.event_id for r in await store.read_stream_records("pm")] == [
+            record.event_id for record in new_stream.records
+        ]
+
+    @pytest.mark.asyncio
+    async def test_a_transaction_reads_its_own_appends(self, store: AsyncEventStore) -> None:
+        """read_stream inside the transaction sees what it appended, in version order."""
+        storage = self.storage(store)
+        await store.append("pm", [Noted("first")])
+        write = _write(store, "pm", [Noted("second")], 1)
+
+        def body(tx: ProjectionTransaction) -> tuple[list[int], list[int], list[EventRecord]]:
+            seen_before = [record.version for record in tx.read_stream("pm")]
+            tx.append([write])
+            return seen_before, [r.version for r in tx.read_stream("pm")], tx.read_stream("none")
+
+        assert await storage.run_projection_transaction(body) == ([1], [1, 2], [])
+
+    @pytest.mark.asyncio
+    async def test_a_conflicting_append_in_a_transaction_raises(
+        self, store: AsyncEventStore
+    ) -> None:
+        """An expected version the stream does not have raises ConcurrencyError inside."""
+        storage = self.storage(store)
+        await store.append("pm", [Noted("first")])
+        write = _write(store, "pm", [Noted("late")], 0)
+
+        def body(tx: ProjectionTransaction) -> None:
+            tx.append([write])
+
+        with pytest.raises(ConcurrencyError) as info:
+            await storage.run_projection_transaction(body)
+        assert (info.value.stream_id, info.value.actual_version) == ("pm", 1)
+        assert await store.stream_version("pm") == 1
+
+    @pytest.mark.asyncio
+    async def test_a_repeated_append_in_a_transaction_stores_once(
+        self, store: AsyncEventStore
+    ) -> None:
+        """Appending the same event ids twice stores them once and returns the same result."""
+        storage = self.storage(store)
+        write = _write(store, "pm", [Noted("once")], NO_STREAM)
+
+        def body(tx: ProjectionTransaction) -> tuple[AppendResult, AppendResult]:
+            return tx.append([write])[0], tx.append([write])[0]
+
+        first, second = await storage.run_projection_transaction(body)
+        assert first == second
+        assert len(await store.read_stream_records("pm")) == 1
+
+    @pytest.mark.asyncio
+    async def test_appends_in_a_transaction_wake_listeners(self, store: AsyncEventStore) -> None:
+        """Subscribers of on_append hear of events appended in a transaction, once it commits."""
+        storage = self.storage(store)
+        calls: list[str] = []
+        unsubscribe = storage.on_append(lambda: calls.append("heard"))
+        try:
+
+            def body(tx: ProjectionTransaction) -> None:
+                tx.append([_write(store, "pm", [Noted("a")], NO_STREAM)])
+                calls.append("appended")
+
+            await storage.run_projection_transaction(body)
+        finally:
+            unsubscribe()
+        # A store may also call back on its own (when it starts listening, say).
+        assert "heard" in calls[calls.index("appended") :]
+
+    # -- process managers on this store ----------------------------------------------------
+
+    @pytest.mark.asyncio
+    async def test_process_manager_reacts_once_per_event(self, store: AsyncEventStore) -> None:
+        """Each deposit gets one reaction, carrying causation and correlation ids."""
+        positions: list[int] = []
+        for n in range(1, 6):
+            positions.extend((await store.append(f"s{n % 2}", _deposits(n))).positions)
+        manager = _Echo()
+        runner = AsyncProcessManagerRunner(store, manager, batch_size=2)
+        await runner.run_until_caught_up()
+        await runner.run_until_caught_up()  # again: nothing is reacted to twice
+        echoes = [r async for r in store.read_all() if r.stream_id.startswith("echo-")]
+        causes = {r.event_id: r async for r in store.read_all() if r.stream_id in {"s0", "s1"}}
+        assert sorted(r.metadata["causation_id"] for r in echoes) == sorted(
+            str(event_id) for event_id in causes
+        )
+        for echo in echoes:
+            cause = causes[uuid.UUID(echo.metadata["causation_id"])]
+            assert echo.metadata["correlation_id"] == str(cause.event_id)
+            assert echo.event == Noted(f"{cause.stream_id}:{cause.version}")
+        checkpoint = (await self.storage(store).projection_checkpoints())[manager.name]
+        assert checkpoint.position >= positions[-1]
+
+    @pytest.mark.asyncio
+    async def test_a_failing_reaction_leaves_none_of_its_appends(
+        self, store: AsyncEventStore
+    ) -> None:
+        """A handler that fails after appending: its event's appends are rolled back."""
+        positions = (await store.append("s", _deposits(1, 2, 3))).positions
+        manager = _Echo(fail_after_append=Decimal(2))
+        manager.error_policy = StopOnError()
+        with pytest.raises(ProjectionError) as info:
+            await AsyncProcessManagerRunner(store, manager, batch_size=10).run_until_caught_up()
+        assert info.value.position == positions[1]
+        echoed = [r.event async for r in store.read_all() if r.stream_id == "echo-s"]
+        assert echoed == [Noted("s:1")]
+        checkpoint = (await self.storage(store).projection_checkpoints())[manager.name]
+        assert positions[0] <= checkpoint.position < positions[1]
+
+
+class _Echo(ProcessManager):
+    """Reacts to each deposit with a note in an echo stream, failing on request."""
+
+    name = "contract.echo"
+    event_types = (Deposited,)
+
+    def __init__(self, fail_after_append: Decimal | None = None) -> None:
+        self.fail_after_append = fail_after_append
+
+    def handle(self, recorded: RecordedEvent[Any], process: ProcessContext) -> None:
+        process.append(
+            f"echo-{recorded.stream_id}", [Noted(f"{recorded.stream_id}:{recorded.version}")]
+        )
+        if recorded.event.amount == self.fail_after_append:
+            raise RuntimeError("failed after appending")
+
+
+def _write(
+    store: AsyncEventStore, stream_id: str, events: list[Any], expected: ExpectedVersion
+) -> RecordWrite:
+    return RecordWrite(stream_id, tuple(store.codec.encode(e) for e in events), expected)
