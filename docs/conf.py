@@ -39,6 +39,8 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(int|str|bytes|bool|float|object|type|tuple|list|dict|frozenset|None)"),
     (r"py:.*", r"(Exception|BaseException|ValueError|TypeError|LookupError)"),
     (r"py:.*", r"eventkit\._.*"),
+    # ProcessContext's type for "a Repository or an AsyncRepository", which its docs name.
+    (r"py:class", r"_AggregateSource"),
 ]
 
 # Exception messages in the docs are checked too: Sphinx ignores their detail by default.

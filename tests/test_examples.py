@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from tests.backends.postgres_support import DSN, new_schema
+
 EXAMPLES = pathlib.Path(__file__).parent.parent / "examples"
 
 
@@ -93,6 +95,38 @@ def test_async_bank(tmp_path):
     assert "linus: 22.50 after 18 deposits; read model says 22.50" in out
     assert "read model at position 63 of 63, lag 0" in out
     assert out.endswith("read model equals the accounts: yes\n")
+
+
+TRANSFERS_OUTPUT = """\
+ada -> grace, 30: completed
+grace -> ada, 500: failed: account grace holds 50, not 500
+ada -> linus, 20: failed: the target account is closed; refunded
+ada holds 70
+grace holds 80
+linus holds 10
+the chain of ada -> linus:
+  TransferRequested in transfer-t3
+  AccountDebited in account-ada, caused by request
+  DebitRefunded in account-ada, caused by AccountDebited
+  TransferFailed in transfer-t3, caused by DebitRefunded
+"""
+
+
+def test_transfers_on_sqlite(tmp_path):
+    """A process manager completes a transfer, fails one at once, compensates a third."""
+    assert run("transfers.py", cwd=tmp_path) == TRANSFERS_OUTPUT
+
+
+def test_transfers_in_memory(tmp_path):
+    """The same chain of reactions on the in-memory store."""
+    assert run("transfers.py", "memory://", cwd=tmp_path) == TRANSFERS_OUTPUT
+
+
+def test_transfers_on_postgres(tmp_path, schemas):
+    """The same chain of reactions on PostgreSQL."""
+    schemas.append(new_schema())
+    url = f"{DSN}?schema={schemas[-1]}"
+    assert run("transfers.py", url, cwd=tmp_path) == TRANSFERS_OUTPUT
 
 
 @pytest.fixture(scope="module", name="flights")
