@@ -126,7 +126,7 @@ class TestAsyncSubscriberRunner:
         collector = Collector()
         runner = AsyncSubscriberRunner(AsyncInMemoryEventStore(registry=registry), collector)
         assert (repr(runner), runner.subscribers) == (
-            "<SubscriberRunner of 'collector'>",
+            "<AsyncSubscriberRunner of 'collector'>",
             (collector,),
         )
 

@@ -14,7 +14,7 @@ import contextlib
 import sys
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Self, cast
+from typing import TYPE_CHECKING, Any, Self, cast
 
 from eventkit._compat import Event, sleep, wait_event
 from eventkit._projection_store import ProjectionStore
@@ -47,52 +47,46 @@ def _never() -> bool:
     return False
 
 
-class RunnerBase:
+class RunnerCore:
     """
-    What the projection and process manager runners share: slots, locks, waiting, status.
+    What every runner of checkpointed consumers shares: slots, locks, waiting, status.
 
-    Subclasses say what they run (`_kind`, `_take`) and add what only they do.
+    The projection, process manager and subscriber runners differ in what they accept
+    (`_slot`) and in the engine that applies a batch (`_engine_for`); the rest is here.
     """
 
     _kind = "projection"
+    _needs = "projection checkpoints"
 
     def __init__(
         self,
         store: EventStore,
-        *projections: Projection,
-        batch_size: int = 100,
-        poll_interval: float = 0.2,
+        consumers: tuple[Any, ...],
+        *,
+        batch_size: int,
+        poll_interval: float,
     ) -> None:
         if not isinstance(store, ProjectionStore):
             raise ArgumentTypeError(
-                f"{type(store).__name__} keeps no projection checkpoints; use a store that "
+                f"{type(store).__name__} keeps no {self._needs}; use a store that "
                 "implements ProjectionStore, such as InMemoryEventStore"
             )
         check_number("batch_size", batch_size, integer=True, minimum=1)
         check_number("poll_interval", poll_interval, integer=False, minimum=0.001)
-        if not projections:
+        if not consumers:
             raise ArgumentError(f"{type(self).__name__} needs at least one {self._kind}")
         self.store = store
         self.poll_interval = float(poll_interval)
         self._storage = cast("ProjectionStore", store)
         self._slots: dict[str, Slot] = {}
-        for projection in map(self._take, projections):
-            if projection.name in self._slots:
-                raise ArgumentError(f"two {self._kind}s are named {projection.name!r}")
-            types = type_names(store.registry, projection)
-            self._slots[projection.name] = Slot(
-                projection, projection.name, types, projection.version
-            )
+        for consumer in consumers:
+            slot = self._slot(consumer)
+            if slot.key in self._slots:
+                raise ArgumentError(f"two {self._kind}s are named {slot.key!r}")
+            self._slots[slot.key] = slot
         # Set (and replaced) after every commit, so that wait_for wakes at once.
         self._changed = Event()
-        self._engine = Engine(
-            store,
-            self._storage,
-            batch_size=batch_size,
-            pause=self._pause,
-            clock=time.monotonic,
-            on_commit=self._committed,
-        )
+        self._engine = self._engine_for(batch_size)
         self._background = Background(
             self._engine,
             self._storage,
@@ -101,13 +95,23 @@ class RunnerBase:
             on_change=self._committed,
         )
 
+    def _slot(self, consumer: Any) -> Slot:
+        # Checks one consumer the runner was given, and returns its slot.
+        raise NotImplementedError
+
+    def _engine_for(self, batch_size: int) -> Engine:
+        return Engine(
+            self.store,
+            self._storage,
+            batch_size=batch_size,
+            pause=self._pause,
+            clock=time.monotonic,
+            on_commit=self._committed,
+        )
+
     def __repr__(self) -> str:
         names = ", ".join(repr(name) for name in self._slots)
         return f"<{type(self).__name__} of {names}{' (running)' if self.running else ''}>"
-
-    def _take(self, projection: Projection) -> Projection:
-        # Checks what the runner was given, and returns it.
-        raise NotImplementedError
 
     @property
     def running(self) -> bool:
@@ -118,9 +122,9 @@ class RunnerBase:
 
     def run_until_caught_up(self, *, timeout: float | None = None) -> int:
         """
-        Apply every event stored now to every projection, here; then return.
+        Bring every projection (or subscriber) up to the events stored now, here; then return.
 
-        Events appended meanwhile may be applied too. A projection whose lock another
+        Events appended meanwhile may be handled too. A projection whose lock another
         runner holds counts as caught up once that runner's checkpoint reaches the
         head; until then this call waits. When the background worker runs, this only
         waits for it (`wait_for`).
@@ -130,7 +134,8 @@ class RunnerBase:
                 projection's lock; no limit if None.
 
         Returns:
-            How many events this call applied.
+            How many events this call handled (a subscriber's events handed over again
+            after a failure count again).
 
         Raises:
             ProjectionError: A projection stopped at an event (its checkpoint stays
@@ -139,7 +144,7 @@ class RunnerBase:
         """
         target = self.store.head_position()
         if self.running:
-            self.wait_for(target, timeout=timeout)
+            self._wait(target, None, timeout)
             return 0
         deadline = None if timeout is None else time.monotonic() + timeout
         handled = 0
@@ -164,7 +169,7 @@ class RunnerBase:
                 stored = checkpoints.get(slot.key)
                 if stored is not None and stored.position >= target:
                     return 0
-                check_deadline(deadline, f"projection {slot.key!r} is locked by another runner")
+                check_deadline(deadline, f"{self._kind} {slot.key!r} is locked by another runner")
                 sleep(self.poll_interval)
                 lock = self._storage.lock_projection(slot.key)
             slot.ready = False
@@ -183,7 +188,7 @@ class RunnerBase:
                         raise ProjectionError(
                             slot.key,
                             slot.position,
-                            detail="another runner took the projection over",
+                            detail=f"another runner took the {self._kind} over",
                         ) from lost
                 if slot.position >= target:
                     return handled
@@ -196,7 +201,7 @@ class RunnerBase:
 
     def start(self) -> None:
         """
-        Run the projections in the background until `stop`: a task of the running loop.
+        Run the projections (or subscribers) in the background until `stop`: a loop task.
 
         The task catches up, then follows new events. A projection that stops at an
         event shows as failed in `status` (and `wait_for` raises its error); the others
@@ -211,7 +216,7 @@ class RunnerBase:
 
     def stop(self, *, timeout: float | None = None) -> None:
         """
-        Stop the background task and release the projections' locks.
+        Stop the background task and release the projections' (or subscribers') locks.
 
         The batch being applied finishes, or rolls back when it fails: it is never
         half applied. A standby runner takes the projections over. Stopping a runner
@@ -247,32 +252,9 @@ class RunnerBase:
 
     # -- waiting and watching ---------------------------------------------------------------
 
-    def wait_for(
-        self,
-        position: int,
-        *,
-        timeout: float | None = 10.0,
-        projections: Iterable[str] | None = None,
-    ) -> None:
-        """
-        Wait until the read models include every event up to *position*.
-
-        Pass the position an append returned (`AppendResult.positions`) to read your
-        own write. Progress made by any runner counts, in this process or another.
-
-        Args:
-            position: The global position to wait for.
-            timeout: The most seconds to wait; no limit if None.
-            projections: The names of the projections to wait for; all of this runner's
-                if None.
-
-        Raises:
-            TimeoutError: A projection was still behind after *timeout*.
-            ProjectionError: A projection that is behind stopped at an event.
-            ValueError: *position* is negative, or a name is not one of this runner's.
-        """
+    def _wait(self, position: int, consumers: Iterable[str] | None, timeout: float | None) -> None:
         check_number("position", position, integer=True, minimum=0)
-        names = self._names(projections)
+        names = self._names(consumers)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             changed = self._changed
@@ -300,13 +282,15 @@ class RunnerBase:
 
     def status(self) -> dict[str, ProjectionStatus]:
         """
-        Report each projection's position, lag and speed.
+        Report each projection's (or subscriber's) position, lag and speed.
 
-        Positions come from the store, so a standby runner reports the active one's
-        progress.
+        Lag is counted in events: the events stored after the checkpoint that it
+        wants (on PostgreSQL positions are not consecutive, so they are never
+        subtracted). Positions come from the store, so a standby runner reports the
+        active one's progress.
 
         Returns:
-            A `ProjectionStatus` per projection name.
+            A `ProjectionStatus` per name (a subscriber's ``version`` is always 1).
         """
         head = self.store.head_position()
         checkpoints = self._storage.projection_checkpoints()
@@ -343,31 +327,31 @@ class RunnerBase:
 
     def dead_letters(self, name: str) -> list[DeadLetter]:
         """
-        Return the events a projection parked, in position order.
+        Return the events a projection (or subscriber) parked, in position order.
 
         Raises:
-            ValueError: *name* is not one of this runner's projections.
+            ValueError: *name* is not one of this runner's.
         """
         return self._storage.dead_letters(self._names([name])[0])
 
     def retry_dead_letters(self, name: str, positions: Iterable[int] | None = None) -> int:
         """
-        Handle parked events again, oldest first; unpark those that succeed.
+        Handle (or hand over) parked events again, oldest first; unpark those that succeed.
 
         A parked event is handled after the events that followed it, so its handler
         must not rely on order. One that fails again stays parked, with its new error
         and one more attempt counted.
 
         Args:
-            name: The projection.
+            name: The projection or subscriber.
             positions: The parked events to retry; all of them if None.
 
         Returns:
             How many parked events succeeded this time.
 
         Raises:
-            ProjectionError: Another runner holds the projection.
-            ValueError: *name* is not one of this runner's projections.
+            ProjectionError: Another runner holds it.
+            ValueError: *name* is not one of this runner's.
         """
         slot = self._slots[self._names([name])[0]]
         wanted = None if positions is None else set(positions)
@@ -392,7 +376,7 @@ class RunnerBase:
                 raise ProjectionError(
                     slot.key,
                     checkpoint.position if checkpoint else 0,
-                    detail="another runner holds this projection; do this there",
+                    detail=f"another runner holds this {self._kind}; do this there",
                 )
         try:
             yield
@@ -416,6 +400,58 @@ class RunnerBase:
                 f"{', '.join(repr(n) for n in self._slots)})"
             )
         return chosen
+
+
+class RunnerBase(RunnerCore):
+    """
+    What the projection and process manager runners share: they run `Projection` objects.
+
+    Subclasses say what they accept (`_kind`, `_take`) and add what only they do.
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        *projections: Projection,
+        batch_size: int = 100,
+        poll_interval: float = 0.2,
+    ) -> None:
+        super().__init__(store, projections, batch_size=batch_size, poll_interval=poll_interval)
+
+    def _take(self, projection: Projection) -> Projection:
+        # Checks what the runner was given, and returns it.
+        raise NotImplementedError
+
+    def _slot(self, consumer: Any) -> Slot:
+        projection = self._take(consumer)
+        types = type_names(self.store.registry, projection)
+        return Slot(projection, projection.name, types, projection.version)
+
+    def wait_for(
+        self,
+        position: int,
+        *,
+        timeout: float | None = 10.0,
+        projections: Iterable[str] | None = None,
+    ) -> None:
+        """
+        Wait until the read models include every event up to *position*.
+
+        Pass the position an append returned (`AppendResult.positions`) to read your
+        own write. Progress made by any runner counts, in this process or another.
+
+        Args:
+            position: The global position to wait for.
+            timeout: The most seconds to wait; no limit if None.
+            projections: The names of the projections to wait for; all of this runner's
+                if None.
+
+        Raises:
+            TimeoutError: A projection was still behind after *timeout*.
+            ProjectionError: A projection that is behind stopped at an event.
+            ValueError: *position* is negative, or a name is not one of this runner's.
+        """
+        self._wait(position, projections, timeout)
 
 
 class ProjectionRunner(RunnerBase):
