@@ -5,15 +5,14 @@ Each `Rows` class reaches into one backend's storage and changes the columns of 
 stored event or snapshot, as an operator editing the database by hand (or a disk
 losing bits) would. A backend that stores bytes can hold a column of another type
 than the one written (`Rows.typed_columns` is False); the tests then damage column
-types too. Add a class here for each new backend (PostgreSQL: UPDATE through a
-psycopg connection), and list it in `ROWS`.
+types too. Add a class here for each new backend, and list it in `ROWS`.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from eventkit import InMemoryEventStore, SQLiteEventStore
+from eventkit import InMemoryEventStore, PostgresEventStore, SQLiteEventStore
 
 
 class InMemoryRows:
@@ -84,7 +83,77 @@ class SQLiteRows:
         )
 
 
-ROWS = [InMemoryRows(), SQLiteRows()]
+class PostgresRows:
+    """
+    PostgreSQL keeps typed columns: only the text of data, metadata and state can be damaged.
+
+    Each store gets a schema of its own; a new store drops the schemas of the ones
+    before it (closed by then), and `cleanup` drops the last.
+    """
+
+    name = "postgres"
+    typed_columns = True
+
+    def __init__(self):
+        self._schemas = []
+
+    def make_store(self, registry):
+        from tests.backends import postgres_support  # noqa: PLC0415 (psycopg only when used)
+
+        postgres_support.require_server()
+        self.cleanup()
+        schema = postgres_support.new_schema()
+        self._schemas.append(schema)
+        return PostgresEventStore(postgres_support.DSN, schema=schema, registry=registry)
+
+    def cleanup(self):
+        """Drop the schemas this made."""
+        if self._schemas:
+            from tests.backends import postgres_support  # noqa: PLC0415 (as above)
+
+            postgres_support.drop_schemas(self._schemas)
+            self._schemas.clear()
+
+    def _query(self, store, sql, params):
+        import psycopg  # noqa: PLC0415 (as above)
+
+        from tests.backends import postgres_support  # noqa: PLC0415 (as above)
+
+        with psycopg.connect(postgres_support.DSN, autocommit=True) as conn:
+            conn.execute(f'SET search_path TO "{store.schema}"')
+            cursor = conn.execute(sql, params)
+            if cursor.description is None:
+                return None
+            names = [column.name for column in cursor.description]
+            return dict(zip(names, cursor.fetchone(), strict=True))
+
+    def event(self, store, position) -> dict[str, Any]:
+        return self._query(store, "SELECT * FROM eventkit_events WHERE position = %s", (position,))
+
+    def change_event(self, store, position, **columns):
+        sets = ", ".join(f"{name} = %s" for name in columns)
+        self._query(
+            store,
+            f"UPDATE eventkit_events SET {sets} WHERE position = %s",
+            (*columns.values(), position),
+        )
+
+    def snapshot(self, store, stream_id) -> dict[str, Any]:
+        columns = self._query(
+            store, "SELECT * FROM eventkit_snapshots WHERE stream_id = %s", (stream_id,)
+        )
+        return {**columns, "event_id": columns["event_id"].bytes}  # as SQLite holds it
+
+    def change_snapshot(self, store, stream_id, **columns):
+        sets = ", ".join(f"{name} = %s" for name in columns)
+        self._query(
+            store,
+            f"UPDATE eventkit_snapshots SET {sets} WHERE stream_id = %s",
+            (*columns.values(), stream_id),
+        )
+
+
+ROWS = [InMemoryRows(), SQLiteRows(), PostgresRows()]
 
 
 # -- ways to damage a column's type (backends that store bytes) ---------------------------------

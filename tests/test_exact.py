@@ -48,6 +48,14 @@ from tests.strategies import (
 STREAMS = ("a", "b", "c")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _drop_what_stores_left():
+    yield
+    for rows in ROWS:
+        if hasattr(rows, "cleanup"):
+            rows.cleanup()
+
+
 def outcome(read):
     """Return what *read* returns and None, or None and the EventKitError it raises."""
     try:
@@ -91,8 +99,9 @@ class TestDamagedEvents:
             else:
                 assert store.read_stream(stream_id) == expected
         read_exactly_or_name(lambda: list(store.read_all()), written, target)
-        before, after = written[: target.position - 1], written[target.position :]
-        assert list(store.read_all(limit=target.position - 1)) == before
+        index = written.index(target)  # positions may have gaps (PostgreSQL)
+        before, after = written[:index], written[index + 1 :]
+        assert list(store.read_all(limit=index)) == before
         assert list(store.read_all(after_position=target.position)) == after
         store.close()
 
