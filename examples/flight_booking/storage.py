@@ -13,6 +13,7 @@ what the connection's driver takes.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import urllib.parse
 from pathlib import Path
@@ -111,6 +112,9 @@ class PostgresSchema:
         parts = urllib.parse.urlsplit(url)
         pairs = urllib.parse.parse_qsl(parts.query)
         schema = dict(pairs).get("schema", "public")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", schema):
+            # As the store asks, and safe to write into SQL in double quotes.
+            raise SystemExit(f"not a schema name the store takes: {schema!r}")
         server = [(key, value) for key, value in pairs if key != "schema"]
         conninfo = parts._replace(query=urllib.parse.urlencode(server)).geturl()
         port = f":{parts.port}" if parts.port else ""
