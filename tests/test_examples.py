@@ -4,10 +4,12 @@ import pathlib
 import re
 import subprocess
 import sys
+from typing import NamedTuple
 
+import psycopg
 import pytest
 
-from tests.backends.postgres_support import DSN, new_schema
+from tests.backends.postgres_support import DSN, drop_schemas, new_schema, require_server
 
 EXAMPLES = pathlib.Path(__file__).parent.parent / "examples"
 
@@ -129,18 +131,38 @@ def test_transfers_on_postgres(tmp_path, schemas):
     assert run("transfers.py", url, cwd=tmp_path) == TRANSFERS_OUTPUT
 
 
-@pytest.fixture(scope="module", name="flights")
-def _flights(tmp_path_factory):
-    """The output of one short run of the flight-booking service, on a URL-named store."""
+class FlightRun(NamedTuple):
+    """What a run of the flight-booking service printed, and where it said its data is."""
+
+    out: str
+    place: str
+
+
+@pytest.fixture(scope="module", name="flights", params=["sqlite", "postgresql"])
+def _flights(request, tmp_path_factory):
+    """One short run of the flight-booking service, on an SQLite file or a PostgreSQL schema."""
     folder = tmp_path_factory.mktemp("flights")
-    return run("flight_booking", "--short", "--store", "sqlite:///booked.db", cwd=folder)
+    if request.param == "sqlite":
+        out = run("flight_booking", "--short", "--store", "sqlite:///booked.db", cwd=folder)
+        yield FlightRun(out, "booked.db")
+        return
+    require_server()
+    schema = new_schema()
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        url = f"{DSN}?schema={schema}"
+        out = run("flight_booking", "--short", "--store", url, cwd=folder)
+        yield FlightRun(out, f"schema {schema} of ")
+    finally:
+        drop_schemas([schema])
 
 
 def test_flight_booking_sells_no_seat_twice(flights):
     """Booking processes competing for seats never sell one twice, nor too many of a fare."""
-    assert "double-booked seats: 0" in flights
-    assert "overbooked fare classes: 0" in flights
-    assert "flights loaded from snapshots equal full replays: 4 of 4" in flights
+    assert "double-booked seats: 0" in flights.out
+    assert "overbooked fare classes: 0" in flights.out
+    assert "flights loaded from snapshots equal full replays: 4 of 4" in flights.out
 
 
 def test_flight_booking_read_models_equal_the_fold_of_the_events(flights):
@@ -148,23 +170,23 @@ def test_flight_booking_read_models_equal_the_fold_of_the_events(flights):
     assert re.search(
         r"read models equal the fold of [\d,]+ events:\n +"
         r"seat map yes, search yes, passenger bookings yes\n",
-        flights,
+        flights.out,
     )
-    assert re.search(r"searches +[\d,]+: .*, 0 failed", flights)
+    assert re.search(r"searches +[\d,]+: .*, 0 failed", flights.out)
 
 
 def test_flight_booking_rebuilds_the_search_while_it_serves(flights):
     """The fixed search is rebuilt and swapped in; no search fails or sees it half built."""
-    assert re.search(r"version 1 advertises a sold-out fare on [1-4] of 4 flights", flights)
-    assert "failed 0, half-built 0" in flights
-    assert "rebuilt search equals the fold with the fixed rule: yes" in flights
-    assert "the events and read models are in booked.db" in flights
+    assert re.search(r"version 1 advertises a sold-out fare on [1-4] of 4 flights", flights.out)
+    assert "failed 0, half-built 0" in flights.out
+    assert "rebuilt search equals the fold with the fixed rule: yes" in flights.out
+    assert f"the events and read models are in {flights.place}" in flights.out
 
 
-def test_flight_booking_names_the_stores_it_cannot_open_yet(tmp_path):
-    """A store URL other than SQLite's is refused before anything runs."""
+def test_flight_booking_names_the_stores_it_cannot_run_on(tmp_path):
+    """A store without tables for the read models is refused before anything runs."""
     result = subprocess.run(
-        [sys.executable, str(EXAMPLES / "flight_booking"), "--store", "postgresql://db/flights"],
+        [sys.executable, str(EXAMPLES / "flight_booking"), "--store", "memory://"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -172,7 +194,30 @@ def test_flight_booking_names_the_stores_it_cannot_open_yet(tmp_path):
         check=False,
     )
     assert (result.returncode, list(tmp_path.iterdir())) == (1, [])
-    assert "postgresql:// stores are not supported yet" in result.stderr
+    assert "memory:// stores keep no tables for the read models" in result.stderr
+
+
+def test_flight_booking_leaves_a_schema_it_did_not_fill_alone(tmp_path, schemas):
+    """The example refuses a PostgreSQL schema that holds a table it did not write."""
+    schemas.append(new_schema())
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schemas[-1]}"')
+        conn.execute(f'CREATE TABLE "{schemas[-1]}".customers (name TEXT)')
+    url = f"{DSN}?schema={schemas[-1]}"
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "flight_booking"), "--store", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        check=False,
+    )
+    with psycopg.connect(DSN) as conn:
+        tables = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = %s", (schemas[-1],)
+        ).fetchall()
+    assert (result.returncode, tables) == (1, [("customers",)])
+    assert "holds tables this example did not write" in result.stderr
 
 
 def test_cqrs_over_nats(tmp_path):

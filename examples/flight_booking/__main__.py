@@ -6,8 +6,9 @@ threads search without a pause. Each booking process serves customers one after 
 other: a customer searches a route, takes the cheapest flight and a free seat as the
 read models show them, and holds the seat. The `Flight` aggregate refuses a seat that
 is taken by now, and a save that raced another process is run again (reload, run the
-command again, save). Projections keep three read models in the store's SQLite file:
-a seat map, a search table and each passenger's bookings.
+command again, save). Projections keep three read models in the store's database, an
+SQLite file or a PostgreSQL schema: a seat map, a search table and each passenger's
+bookings.
 
 The run prints bookings/s, searches/s, the conflicts retried, and how long bookings
 took to appear in search: the read side is eventually consistent, and this measures
@@ -22,8 +23,10 @@ Run it from the repository's root, with eventkit installed:
     python examples/flight_booking           # the full run: under a minute
     python examples/flight_booking --short   # a few seconds; the tests run this
     python examples/flight_booking --store sqlite:///elsewhere/flights.db
+    python examples/flight_booking --store 'postgresql://localhost/test?schema=flights'
 
-Each run starts from a new file: ``flights.db`` in the current folder by default.
+Each run starts from a new file, ``flights.db`` in the current folder by default, or
+drops the tables a previous run left in the PostgreSQL schema.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ from read_models import (
     project,
     search,
 )
-from storage import ReadModels, open_store, remove_previous_run, sqlite_path
+from storage import ReadModels, database, open_store
 from traffic import Plan, Searcher, Tally, Watch, book, lags, percentile
 
 from eventkit import ProjectionRunner
@@ -63,7 +66,7 @@ from eventkit import ProjectionRunner
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from eventkit import EventStore, SQLiteEventStore
+    from eventkit import EventStore
 
 ROUTES = (("LIS", "OSL"), ("MAD", "DUB"), ("ATH", "BER"), ("CPH", "FCO"))
 DAYS = (dt.date(2026, 5, 4), dt.date(2026, 5, 5))
@@ -110,7 +113,7 @@ def main(argv: list[str]) -> int:
         processes=args.processes or size.processes,
         searchers=args.searchers or size.searchers,
     )
-    remove_previous_run(sqlite_path(args.store), TABLES)
+    database(args.store).remove_previous_run(TABLES)
     stop_searching = threading.Event()
     with open_store(args.store) as store:
         routes = schedule(store, size)
@@ -135,7 +138,7 @@ def main(argv: list[str]) -> int:
         for searcher in searchers:
             searcher.join()
         show_a_passenger(args.store, fold)
-    print(f"the events and read models are in {sqlite_path(args.store)}")
+    print(f"the events and read models are in {database(args.store)}")
     return 0
 
 
@@ -147,7 +150,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--store",
         default="sqlite:///flights.db",
-        help="the event store: sqlite:///PATH or a path (default: sqlite:///flights.db)",
+        help="the event store: sqlite:///PATH, a path, or postgresql://HOST/DB?schema=NAME "
+        "(default: sqlite:///flights.db)",
     )
     parser.add_argument(
         "--processes", type=positive, help="booking processes (full run: 3, short: 2)"
@@ -268,7 +272,7 @@ def report(tally: Tally, seconds: float, searches: int, searchers: list[Searcher
     print(f"            showing it ({len(delays):,} of {len(tally.holds):,} bookings seen)")
 
 
-def check(store: SQLiteEventStore, url: str) -> Fold:
+def check(store: EventStore, url: str) -> Fold:
     """Print the checks: no seat sold twice, snapshots right, read models equal the fold."""
     fold = Fold.of(store.read_all())
     good, flights = snapshots_match(store, fold.flights)
@@ -286,9 +290,7 @@ def check(store: SQLiteEventStore, url: str) -> Fold:
     return fold
 
 
-def fix_the_fare_rule(
-    store: SQLiteEventStore, url: str, fold: Fold, searchers: list[Searcher]
-) -> None:
+def fix_the_fare_rule(store: EventStore, url: str, fold: Fold, searchers: list[Searcher]) -> None:
     """Rebuild the search read model with the fixed fare rule while searches go on."""
     old, new = fold.answers(fixed=False), fold.answers(fixed=True)
     wrong = sum(

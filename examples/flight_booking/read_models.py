@@ -1,28 +1,30 @@
 """
-The read side: projections that keep read models in SQLite tables, and their queries.
+The read side: projections that keep read models in SQL tables, and their queries.
 
 Each projection writes its tables through the transaction a `ProjectionRunner` hands
 it, the one that also moves the projection's checkpoint: every event is applied
-exactly once. Readers query the tables with the functions at the end of this module.
+exactly once. The tables are in the store's database, SQLite or PostgreSQL, and the
+SQL is written once for both. Readers query the tables with the functions at the end
+of this module.
 """
 
 from __future__ import annotations
 
+import contextlib
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from flights import BookingCancelled, BookingConfirmed, FlightScheduled, SeatHeld, flight_id
-from storage import open_store
+from storage import in_dialect, open_store
 
 from eventkit import Projection, ProjectionRunner
 
 if TYPE_CHECKING:
     import datetime as dt
-    import sqlite3
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
     from multiprocessing.synchronize import Event
 
-    from storage import ReadModels
+    from storage import Connection, ReadModels
 
     from eventkit import RecordedEvent
 
@@ -30,47 +32,67 @@ if TYPE_CHECKING:
 TABLES = ("seat_map", "flight_search", "fare_seats", "passenger_bookings")
 
 
-class SeatMap(Projection):
+class TableProjection(Projection):
+    """A projection whose read model is tables in the store's database."""
+
+    def execute(self, tx: Connection, statement: str, params: Sequence[Any] = ()) -> Any:
+        """
+        Run *statement* in the transaction *tx*; return its cursor.
+
+        Name tables in braces (see `Projection.sql`) and parameters with ``?``.
+        """
+        return tx.execute(in_dialect(tx, self.sql(statement)), params)
+
+    def execute_many(self, tx: Connection, statement: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run *statement* once per row of parameters, as `execute` does."""
+        with contextlib.closing(tx.cursor()) as cursor:
+            cursor.executemany(in_dialect(tx, self.sql(statement)), rows)
+
+
+class SeatMap(TableProjection):
     """Every seat of every flight: free, held or sold, and by which booking."""
 
     name = "seat_map"
     event_types = (FlightScheduled, SeatHeld, BookingConfirmed, BookingCancelled)
     tables = ("seat_map",)
 
-    def setup(self, tx: sqlite3.Connection) -> None:
-        tx.execute(
-            self.sql(
+    def setup(self, tx: Connection) -> None:
+        self.execute(
+            tx,
+            (
                 "CREATE TABLE IF NOT EXISTS {seat_map} (flight TEXT, seat TEXT, "
                 "state TEXT NOT NULL, booking TEXT, PRIMARY KEY (flight, seat))"
-            )
+            ),
         )
 
-    def handle(self, recorded: RecordedEvent[Any], tx: sqlite3.Connection) -> None:
+    def handle(self, recorded: RecordedEvent[Any], tx: Connection) -> None:
         flight = flight_id(recorded.stream_id)
         match recorded.event:
             case FlightScheduled(seats=seats):
-                tx.executemany(
-                    self.sql("INSERT INTO {seat_map} VALUES (?, ?, 'free', NULL)"),
+                self.execute_many(
+                    tx,
+                    "INSERT INTO {seat_map} VALUES (?, ?, 'free', NULL)",
                     [(flight, seat) for seat in seats],
                 )
             case SeatHeld(booking=booking, seat=seat):
-                tx.execute(
-                    self.sql(
+                self.execute(
+                    tx,
+                    (
                         "UPDATE {seat_map} SET state = 'held', booking = ? "
                         "WHERE flight = ? AND seat = ?"
                     ),
                     (booking, flight, seat),
                 )
             case BookingConfirmed(booking=booking):
-                tx.execute(
-                    self.sql(
-                        "UPDATE {seat_map} SET state = 'sold' WHERE flight = ? AND booking = ?"
-                    ),
+                self.execute(
+                    tx,
+                    "UPDATE {seat_map} SET state = 'sold' WHERE flight = ? AND booking = ?",
                     (flight, booking),
                 )
             case BookingCancelled(seat=seat):
-                tx.execute(
-                    self.sql(
+                self.execute(
+                    tx,
+                    (
                         "UPDATE {seat_map} SET state = 'free', booking = NULL "
                         "WHERE flight = ? AND seat = ?"
                     ),
@@ -78,7 +100,7 @@ class SeatMap(Projection):
                 )
 
 
-class FlightSearch(Projection):
+class FlightSearch(TableProjection):
     """
     Flights by route and day, with the seats left and the lowest fare on sale.
 
@@ -92,39 +114,44 @@ class FlightSearch(Projection):
     event_types = (FlightScheduled, SeatHeld, BookingCancelled)
     tables = ("flight_search", "fare_seats")
 
-    def setup(self, tx: sqlite3.Connection) -> None:
-        tx.execute(
-            self.sql(
+    def setup(self, tx: Connection) -> None:
+        self.execute(
+            tx,
+            (
                 "CREATE TABLE IF NOT EXISTS {flight_search} (flight TEXT PRIMARY KEY, "
                 "number TEXT NOT NULL, origin TEXT NOT NULL, destination TEXT NOT NULL, "
                 "day TEXT NOT NULL, departs TEXT NOT NULL, seats_left INTEGER NOT NULL, "
-                "lowest_fare TEXT, position INTEGER NOT NULL)"
-            )
+                "lowest_fare TEXT, position BIGINT NOT NULL)"
+            ),
         )
-        tx.execute(
-            self.sql(
+        self.execute(
+            tx,
+            (
                 "CREATE INDEX IF NOT EXISTS {flight_search}_by_route "
                 "ON {flight_search} (origin, destination, day)"
-            )
+            ),
         )
-        tx.execute(
-            self.sql(
+        self.execute(
+            tx,
+            (
                 "CREATE TABLE IF NOT EXISTS {fare_seats} (flight TEXT, fare_class TEXT, "
                 "price TEXT NOT NULL, seats_left INTEGER NOT NULL, "
                 "PRIMARY KEY (flight, fare_class))"
-            )
+            ),
         )
 
-    def handle(self, recorded: RecordedEvent[Any], tx: sqlite3.Connection) -> None:
+    def handle(self, recorded: RecordedEvent[Any], tx: Connection) -> None:
         flight = flight_id(recorded.stream_id)
         match recorded.event:
             case FlightScheduled() as scheduled:
-                tx.executemany(
-                    self.sql("INSERT INTO {fare_seats} VALUES (?, ?, ?, ?)"),
+                self.execute_many(
+                    tx,
+                    "INSERT INTO {fare_seats} VALUES (?, ?, ?, ?)",
                     [(flight, f.fare_class, str(f.price), f.seats) for f in scheduled.fares],
                 )
-                tx.execute(
-                    self.sql("INSERT INTO {flight_search} VALUES (?, ?, ?, ?, ?, ?, 0, NULL, 0)"),
+                self.execute(
+                    tx,
+                    "INSERT INTO {flight_search} VALUES (?, ?, ?, ?, ?, ?, 0, NULL, 0)",
                     (
                         flight,
                         scheduled.number,
@@ -140,25 +167,25 @@ class FlightSearch(Projection):
                 self.change_seats(tx, flight, fare_class, +1)
         self.refresh(tx, flight, recorded.position)
 
-    def change_seats(
-        self, tx: sqlite3.Connection, flight: str, fare_class: str, change: int
-    ) -> None:
-        tx.execute(
-            self.sql(
+    def change_seats(self, tx: Connection, flight: str, fare_class: str, change: int) -> None:
+        self.execute(
+            tx,
+            (
                 "UPDATE {fare_seats} SET seats_left = seats_left + ? "
                 "WHERE flight = ? AND fare_class = ?"
             ),
             (change, flight, fare_class),
         )
 
-    def refresh(self, tx: sqlite3.Connection, flight: str, position: int) -> None:
-        rows = tx.execute(
-            self.sql("SELECT price, seats_left FROM {fare_seats} WHERE flight = ?"), (flight,)
+    def refresh(self, tx: Connection, flight: str, position: int) -> None:
+        rows = self.execute(
+            tx, "SELECT price, seats_left FROM {fare_seats} WHERE flight = ?", (flight,)
         )
         fares = [(Decimal(price), seats_left) for price, seats_left in rows]
         lowest = self.lowest_fare(fares)
-        tx.execute(
-            self.sql(
+        self.execute(
+            tx,
+            (
                 "UPDATE {flight_search} SET seats_left = ?, lowest_fare = ?, position = ? "
                 "WHERE flight = ?"
             ),
@@ -187,33 +214,36 @@ class FixedFlightSearch(FlightSearch):
         return min((price for price, seats_left in fares if seats_left > 0), default=None)
 
 
-class PassengerBookings(Projection):
+class PassengerBookings(TableProjection):
     """Each passenger's bookings, with their seats, fares and states."""
 
     name = "passenger_bookings"
     event_types = (SeatHeld, BookingConfirmed, BookingCancelled)
     tables = ("passenger_bookings",)
 
-    def setup(self, tx: sqlite3.Connection) -> None:
-        tx.execute(
-            self.sql(
+    def setup(self, tx: Connection) -> None:
+        self.execute(
+            tx,
+            (
                 "CREATE TABLE IF NOT EXISTS {passenger_bookings} (booking TEXT PRIMARY KEY, "
                 "passenger TEXT NOT NULL, flight TEXT NOT NULL, seat TEXT NOT NULL, "
                 "fare_class TEXT NOT NULL, price TEXT NOT NULL, state TEXT NOT NULL)"
-            )
+            ),
         )
-        tx.execute(
-            self.sql(
+        self.execute(
+            tx,
+            (
                 "CREATE INDEX IF NOT EXISTS {passenger_bookings}_by_passenger "
                 "ON {passenger_bookings} (passenger)"
-            )
+            ),
         )
 
-    def handle(self, recorded: RecordedEvent[Any], tx: sqlite3.Connection) -> None:
+    def handle(self, recorded: RecordedEvent[Any], tx: Connection) -> None:
         match recorded.event:
             case SeatHeld() as held:
-                tx.execute(
-                    self.sql("INSERT INTO {passenger_bookings} VALUES (?, ?, ?, ?, ?, ?, 'held')"),
+                self.execute(
+                    tx,
+                    "INSERT INTO {passenger_bookings} VALUES (?, ?, ?, ?, ?, ?, 'held')",
                     (
                         held.booking,
                         held.passenger,
@@ -228,9 +258,10 @@ class PassengerBookings(Projection):
             case BookingCancelled(booking=booking):
                 self.set_state(tx, booking, "cancelled")
 
-    def set_state(self, tx: sqlite3.Connection, booking: str, state: str) -> None:
-        tx.execute(
-            self.sql("UPDATE {passenger_bookings} SET state = ? WHERE booking = ?"),
+    def set_state(self, tx: Connection, booking: str, state: str) -> None:
+        self.execute(
+            tx,
+            "UPDATE {passenger_bookings} SET state = ? WHERE booking = ?",
             (state, booking),
         )
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import bisect
 import random
-import sqlite3
 import statistics
 import threading
 import time
@@ -199,7 +198,7 @@ class Searcher(threading.Thread):
                 watch = self.watch
                 try:
                     offers = search(reader, route)
-                except sqlite3.Error as error:
+                except reader.error as error:
                     self.failures.append(f"{type(error).__name__}: {error}")
                     if watch is not None:
                         watch.answers["failed"] += 1
