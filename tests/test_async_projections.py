@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import threading
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -24,7 +25,7 @@ from eventkit import (
 )
 from eventkit.backends import Checkpoint, ProjectionLockLostError, RetryTransaction
 from tests.bank import MoneyDeposited, MoneyWithdrawn, registry
-from tests.process_support import Mirror
+from tests.process_support import Faults, Mirror
 from tests.projection_helpers import (
     WAIT,
     Crash,
@@ -76,6 +77,71 @@ def reaching(position):
 
 class Bare:
     """Not a store that keeps projection checkpoints."""
+
+
+class ExpiringLease(AsyncInMemoryEventStore):
+    """
+    Lets the first projection lease lapse once, as a lease-based backend's can.
+
+    The runner learns of it at the lease's renewal (*found_at* "renewal"), or from the
+    first batch's transaction, which is refused (*found_at* "commit"). Either way the
+    lock is free again, for this runner to take back.
+    """
+
+    def __init__(self, *, found_at, **kwargs):
+        super().__init__(**kwargs)
+        self.found_at = found_at
+        self.expired = 0
+        self.transactions = 0
+        self.leases = []
+
+    async def lock_projection(self, projection):
+        lock = await super().lock_projection(projection)
+        if lock is None:
+            return None
+        self.leases.append(_Lease(self, lock))
+        return self.leases[-1]
+
+    async def expire(self):
+        self.expired += 1
+        for lease in self.leases:
+            await lease.lock.release()
+
+    async def run_projection_transaction(self, body):
+        self.transactions += 1
+        if self.found_at == "commit" and self.transactions == 2:
+            await self.expire()
+            raise ProjectionLockLostError("the lease expired")
+        return await super().run_projection_transaction(body)
+
+
+class _Lease:
+    def __init__(self, store, lock):
+        self.store, self.lock = store, lock
+
+    async def release(self):
+        await self.lock.release()
+
+    async def renew(self):
+        if self.store.found_at == "renewal" and not self.store.expired:
+            await self.store.expire()
+            return False
+        return await self.lock.renew()
+
+
+class MovedMeanwhile(AsyncInMemoryEventStore):
+    """Moves the ledger's checkpoint to 2 once a runner loaded it, as another runner would."""
+
+    moved = False
+
+    async def head_position(self):
+        checkpoints = await self.projection_checkpoints()
+        if not self.moved and "ledger" in checkpoints:
+            self.moved = True
+            await self.run_projection_transaction(
+                lambda tx: tx.save_checkpoint("ledger", Checkpoint(2, 1))
+            )
+        return await super().head_position()
 
 
 class TestConstruction:
@@ -178,6 +244,17 @@ class TestProcessManagerRunner:
         reactions = [event for stream, event in await all_events(store) if stream == "reactions"]
         assert (manager.conflicts, reactions) == (0, [MoneyWithdrawn(Decimal(5))])
 
+    async def test_a_failing_reaction_appends_nothing(self, store):
+        """A reaction that fails after appending leaves none of its events; it stops before."""
+        manager = Mirror(Faults({0: "fail"}))
+        manager.error_policy = StopOnError()
+        position = await deposit_async(store, "account-a", 5)
+        with pytest.raises(ProjectionError, match="RuntimeError: a handler failure") as info:
+            await AsyncProcessManagerRunner(store, manager).run_until_caught_up()
+        streams = {stream for stream, _ in await all_events(store)}
+        assert (info.value.position, streams) == (position, {"account-a"})
+        assert await checkpoint(store, "mirror") == Checkpoint(0, 1)
+
 
 class TestCatchingUp:
     async def test_the_read_model_is_the_fold_of_the_events(self, store):
@@ -207,24 +284,20 @@ class TestCatchingUp:
             await runner.run_until_caught_up()
         assert await checkpoint(store) == Checkpoint(0, 1)
 
+    async def test_a_checkpoint_moved_meanwhile_is_reloaded(self):
+        """A checkpoint another runner moved after this one loaded it is reloaded, not lost."""
+        store = MovedMeanwhile(registry=registry)
+        await deposit_async(store, "a", 1, 2, 4)
+        ledger = Ledger()
+        assert await AsyncProjectionRunner(store, ledger).run_until_caught_up() == 1
+        assert (ledger.calls, await checkpoint(store)) == ([3], Checkpoint(3, 1))
+
     async def test_a_lost_lock_stops_the_catch_up(self):
         """A store that reports the lock taken over ends the run with a ProjectionError."""
-        store = LockLostOnce(registry=registry)
+        store = ExpiringLease(found_at="commit", registry=registry)
         await deposit_async(store, "a", 1)
         with pytest.raises(ProjectionError, match="another runner took the projection over"):
             await AsyncProjectionRunner(store, Ledger()).run_until_caught_up()
-
-
-class LockLostOnce(AsyncInMemoryEventStore):
-    """Fails the second projection transaction (the first batch) as a taken-over lease would."""
-
-    transactions = 0
-
-    async def run_projection_transaction(self, body):
-        self.transactions += 1
-        if self.transactions == 2:
-            raise ProjectionLockLostError("the lease expired")
-        return await super().run_projection_transaction(body)
 
 
 class TestFailurePolicies:
@@ -513,9 +586,12 @@ class TestBackground:
         await runner.stop(timeout=WAIT)
         assert (ledger.calls, (await checkpoint(store)).position) == ([1, 2], 1)
 
-    async def test_a_runner_that_lost_its_lock_stands_by_then_takes_it_again(self, caplog):
+    @pytest.mark.parametrize("found_at", ["renewal", "commit"])
+    async def test_a_runner_that_lost_its_lock_stands_by_then_takes_it_again(
+        self, found_at, caplog
+    ):
         """A lock found lost is given up with a warning, then taken again; nothing is doubled."""
-        store = ExpiringLocks(registry=registry)
+        store = ExpiringLease(found_at=found_at, registry=registry)
         ledger = Ledger()
         caplog.set_level(logging.WARNING, logger="eventkit.projections")
         async with AsyncProjectionRunner(store, ledger, poll_interval=0.01) as runner:
@@ -525,6 +601,64 @@ class TestBackground:
         assert (store.expired, ledger.calls, ledger.balances) == (1, [1, 2, 3], {"a": 7})
         assert "another runner took it over; standing by" in caplog.text
 
+    async def test_a_failed_projection_is_left_alone_while_the_others_follow(self, store):
+        """After one projection stopped at an event, the task still feeds the others."""
+        broken, healthy = Ledger(fail={1: -1}), Ledger()
+        healthy.name = "healthy"
+        first = await deposit_async(store, "a", 1)
+        async with AsyncProjectionRunner(store, broken, healthy, poll_interval=0.01) as runner:
+            with pytest.raises(ProjectionError, match="'ledger' at position 1"):
+                await runner.wait_for(first, timeout=WAIT)
+            later = await deposit_async(store, "a", 2)
+            await runner.wait_for(later, timeout=WAIT, projections="healthy")
+        assert (broken.calls, healthy.balances) == ([1], {"a": 3})
+
+    async def test_stop_waits_for_the_batch_in_flight(self, sqlite):
+        """A stop mid-batch times out while the batch runs, then finds it whole, never half done."""
+        await deposit_async(sqlite, "a", *range(1, 11))
+        inside, release = threading.Event(), threading.Event()
+
+        def block(recorded):
+            if recorded.position == 3:
+                inside.set()
+                release.wait(WAIT)
+
+        ledger = SQLLedger(block=block)
+        runner = AsyncProjectionRunner(sqlite, ledger, batch_size=5)
+        runner.start()
+        try:
+            assert await asyncio.to_thread(inside.wait, WAIT)
+            with pytest.raises(TimeoutError, match=r"did not stop within 0\.05 seconds"):
+                await runner.stop(timeout=0.05)
+        finally:
+            release.set()
+        await runner.stop(timeout=WAIT)
+        assert await checkpoint(sqlite, "sql_ledger") == Checkpoint(5, 1)
+        assert await read_model(sqlite) == ({"a": 15}, dict.fromkeys(range(1, 6), 1))
+
+    async def test_a_stop_during_an_automatic_rebuild_keeps_the_old_read_model(self, store):
+        """Stopped while it rebuilds an outdated read model, the task leaves the old one."""
+        await deposit_async(store, "a", 1, 2, 4)
+        old = Ledger()
+        await AsyncProjectionRunner(store, old).run_until_caught_up()
+        newer = Ledger()
+        newer.version = 2
+        runner = AsyncProjectionRunner(store, newer, batch_size=1)
+        asked, stopping = asyncio.Event(), []
+
+        def stop_after_the_first_event(recorded):
+            if not asked.is_set():
+                asked.set()
+                stopping.append(asyncio.ensure_future(runner.stop(timeout=WAIT)))
+
+        newer.staged = lambda: Ledger(block=stop_after_the_first_event)
+        runner.start()
+        await asyncio.wait_for(asked.wait(), WAIT)
+        await stopping[0]
+        assert (await checkpoint(store), newer.balances) == (Checkpoint(3, 1), {})
+        await runner.run_until_caught_up()
+        assert (await checkpoint(store), newer.balances) == (Checkpoint(3, 2), {"a": 7})
+
     async def test_run_until_caught_up_waits_for_the_running_task(self, store):
         """While the task runs, run_until_caught_up waits for it instead of competing."""
         await deposit_async(store, "a", 1, 2)
@@ -532,31 +666,6 @@ class TestBackground:
         async with AsyncProjectionRunner(store, ledger) as runner:
             assert await runner.run_until_caught_up(timeout=WAIT) == 0
             assert ledger.balances == {"a": 3}
-
-
-class ExpiringLocks(AsyncInMemoryEventStore):
-    """Lets the first lease lapse: its first renewal fails, and the lock is free again."""
-
-    expired = 0
-
-    async def lock_projection(self, projection):
-        lock = await super().lock_projection(projection)
-        return None if lock is None else _Lease(self, lock)
-
-
-class _Lease:
-    def __init__(self, store, lock):
-        self.store, self.lock = store, lock
-
-    async def release(self):
-        await self.lock.release()
-
-    async def renew(self):
-        if not self.store.expired:
-            self.store.expired += 1
-            await self.lock.release()
-            return False
-        return await self.lock.renew()
 
 
 class TestWaitFor:
