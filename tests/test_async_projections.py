@@ -255,6 +255,35 @@ class TestProcessManagerRunner:
         assert (info.value.position, streams) == (position, {"account-a"})
         assert await checkpoint(store, "mirror") == Checkpoint(0, 1)
 
+    async def test_a_stop_cuts_the_reruns_of_a_transaction_short(self, store):
+        """Stopped while a transaction waits to run again, the task ends without running it."""
+        calls, asked, stopping = [], asyncio.Event(), []
+
+        class Contended(ProcessManager):
+            name = "contended"
+            event_types = (MoneyDeposited,)
+            error_policy = StopOnError()
+
+            def handle(self, recorded, process):
+                calls.append(recorded.position)
+                process.append("reactions", [MoneyWithdrawn(recorded.event.amount)])
+                if not asked.is_set():
+                    asked.set()
+                    stopping.append(asyncio.ensure_future(runner.stop(timeout=WAIT)))
+                raise RetryTransaction("a younger transaction wrote the stream first")
+
+        await deposit_async(store, "a", 5)
+        runner = AsyncProcessManagerRunner(store, Contended(), poll_interval=0.01)
+        runner.start()
+        await asyncio.wait_for(asked.wait(), WAIT)
+        await stopping[0]
+        streams = {stream for stream, _ in await all_events(store)}
+        assert (calls, streams, await checkpoint(store, "contended")) == (
+            [1],
+            {"a"},
+            Checkpoint(0, 1),
+        )
+
 
 class TestCatchingUp:
     async def test_the_read_model_is_the_fold_of_the_events(self, store):
