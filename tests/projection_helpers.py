@@ -88,6 +88,17 @@ def open_account(store, stream_id):
     return store.append(stream_id, [AccountOpened("someone")]).positions[-1]
 
 
+async def deposit_async(store, stream_id, *amounts):
+    """`deposit` for an async store."""
+    result = await store.append(stream_id, [MoneyDeposited(Decimal(a)) for a in amounts])
+    return result.positions[-1]
+
+
+async def open_account_async(store, stream_id):
+    """`open_account` for an async store."""
+    return (await store.append(stream_id, [AccountOpened("someone")])).positions[-1]
+
+
 class SQLLedger(Projection):
     """
     Balances per stream in SQL tables written through *tx*: exactly once, no deduplication.

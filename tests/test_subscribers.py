@@ -16,6 +16,7 @@ from eventkit import (
     AsyncSubscriber,
     AsyncSubscriberRunner,
     BrokerMessage,
+    DeadLetter,
     InMemoryEventStore,
     ParkOnError,
     ProjectionError,
@@ -27,7 +28,7 @@ from eventkit import (
 )
 from eventkit._relay._message import subject_token, waves
 from eventkit.backends import EventRecord
-from tests.bank import MoneyDeposited, registry
+from tests.bank import MoneyDeposited, MoneyWithdrawn, registry
 from tests.broker_support import first_occurrences_in_order
 
 
@@ -179,6 +180,57 @@ class TestAsyncSubscriberRunner:
 
         with pytest.raises(TypeError, match="must implement handle_batch"):
             AsyncSubscriberRunner(AsyncInMemoryEventStore(registry=registry), Empty())
+
+    async def test_a_parked_event_that_fails_again_counts_an_attempt(self):
+        """An event that fails again when retried stays parked, with one more attempt."""
+        store = await filled(1)
+        runner = AsyncSubscriberRunner(store, Collector(fail={1: 9}, policy=ParkOnError()))
+        await runner.run_until_caught_up()
+        assert await runner.retry_dead_letters("collector", positions=[1]) == 0
+        (letter,) = await runner.dead_letters("collector")
+        assert (letter.attempts, letter.error) == (2, "RuntimeError: cannot take 1")
+
+    async def test_a_parked_event_the_store_no_longer_holds_is_an_error(self):
+        """Retrying a letter whose event is not stored raises instead of dropping it."""
+        store = await filled(1)
+        runner = AsyncSubscriberRunner(store, Collector())
+        letter = DeadLetter(
+            "collector", 7, "a", 3, "bank.MoneyDeposited", "x", 1, datetime.now(UTC)
+        )
+        await store.run_projection_transaction(lambda tx: tx.park(letter))
+        with pytest.raises(ProjectionError, match="position 7: the parked event is not stored"):
+            await runner.retry_dead_letters("collector")
+
+    async def test_events_of_other_types_move_the_checkpoint_without_a_hand_over(self):
+        """A subscriber wanting other types hands nothing over, and still catches up."""
+        collector = Collector()
+        collector.event_types = (MoneyWithdrawn,)
+        store = await filled(3)
+        await AsyncSubscriberRunner(store, collector).run_until_caught_up()
+        checkpoint = (await store.projection_checkpoints())["collector"]
+        assert (collector.batches, checkpoint.position) == ([], 3)
+
+    @pytest.mark.parametrize(
+        ("change", "error", "message"),
+        [
+            ({"name": ""}, ValueError, "name must be a non-empty string"),
+            ({"name": "x__rebuild"}, ValueError, "must not end with '__rebuild'"),
+            ({"error_policy": "park"}, TypeError, "error_policy must be"),
+        ],
+    )
+    async def test_bad_subscriber_attributes_are_refused(self, change, error, message):
+        """A bad name or error policy is refused, naming the fault."""
+        collector = Collector()
+        for key, value in change.items():
+            setattr(collector, key, value)
+        with pytest.raises(error, match=message):
+            AsyncSubscriberRunner(AsyncInMemoryEventStore(registry=registry), collector)
+
+    async def test_a_stranger_is_refused(self):
+        """Anything but an AsyncSubscriber (a sync Subscriber too) is a TypeError."""
+        store = AsyncInMemoryEventStore(registry=registry)
+        with pytest.raises(TypeError, match="expected an instance of AsyncSubscriber"):
+            AsyncSubscriberRunner(store, SyncCollector())
 
 
 class SyncCollector(Subscriber):
