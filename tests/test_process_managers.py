@@ -43,8 +43,14 @@ from eventkit import (
     StreamAppend,
 )
 from eventkit._projections._process import emitted_event_id
-from eventkit.backends import RecordWrite
-from eventkit.exceptions import ArgumentError, ArgumentTypeError, ProjectionError, StreamNotFound
+from eventkit.backends import RecordWrite, RetryTransaction
+from eventkit.exceptions import (
+    ArgumentError,
+    ArgumentTypeError,
+    ProjectionError,
+    StoreError,
+    StreamNotFound,
+)
 from tests.backends.postgres_support import DSN, drop_schemas, new_schema, require_server
 from tests.bank import Account, MoneyDeposited, MoneyWithdrawn, registry
 from tests.process_support import Crash, Faults, Mirror
@@ -344,6 +350,33 @@ def test_stop_on_error_names_the_event_and_appends_nothing_of_it():
         ProcessManagerRunner(store, manager).run_until_caught_up()
     assert (info.value.projection, info.value.stream_id) == ("conflicted", "source")
     assert (store.read_stream("target"), store.read_stream("other")) == ([], [])
+
+
+class AlwaysRetried(ProcessManager):
+    """Asks for its transaction to run again every time, as a store stuck in conflict would."""
+
+    name = "always_retried"
+
+    def __init__(self):
+        self.attempts = 0
+
+    def handle(self, recorded, process):
+        self.attempts += 1
+        process.append("target", [MoneyWithdrawn(Decimal(1))])
+        raise RetryTransaction("the stream moved on")
+
+
+def test_a_transaction_refused_again_and_again_fails_as_the_store_not_the_event():
+    """After ten refused attempts the batch fails with a StoreError; nothing is stored."""
+    store = InMemoryEventStore(registry=registry)
+    store.append("source", [MoneyDeposited(Decimal(1))])
+    manager = AlwaysRetried()
+    with pytest.raises(StoreError, match="10 times") as info:
+        ProcessManagerRunner(store, manager).run_until_caught_up()
+    assert isinstance(info.value.__cause__, RetryTransaction)
+    assert manager.attempts == 10
+    assert store.stream_version("target") == 0
+    assert store.projection_checkpoints()["always_retried"].position == 0
 
 
 def test_a_manager_that_starts_now_ignores_the_past():

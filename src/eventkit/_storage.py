@@ -123,7 +123,9 @@ class RetryTransaction(Exception):  # noqa: N818 (it names what to do, not a fai
     and a fresh attempt will not meet it again: a deadlock the database broke, or (on
     PostgreSQL) an append that would place a stream's new events before events another
     transaction stored after this one began. Runners roll back and run the batch
-    again at once, a few times, before treating it as a failure of the event.
+    again after a short pause, up to ten times; a transaction still refused then fails
+    as the store failing would (`StoreError`), never as a failure of the events: a
+    background runner tries again later, and ``run_until_caught_up`` raises it.
 
     .. versionadded:: 0.1.0
     """

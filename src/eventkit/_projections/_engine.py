@@ -26,7 +26,7 @@ from eventkit._projections._process import ProcessContext, is_process_manager
 from eventkit._projections._projection import STAGING_SUFFIX
 from eventkit._records import Checkpoint, DeadLetter
 from eventkit._storage import RetryTransaction
-from eventkit.exceptions import ProjectionError
+from eventkit.exceptions import ProjectionError, StoreError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -253,7 +253,11 @@ class Engine:
                 return self.storage.run_projection_transaction(body)
             except RetryTransaction as exc:
                 if attempt == _TRANSACTION_ATTEMPTS - 1:
-                    raise
+                    # Not the events' fault: fail as the store failing would, typed.
+                    raise StoreError(
+                        f"the store asked {_TRANSACTION_ATTEMPTS} times in a row to run a "
+                        f"projection transaction again: {exc}"
+                    ) from exc
                 logger.debug("running a projection transaction again: %s", exc)
                 if not self.pause(_RETRY_PAUSE * (attempt + 1)):
                     raise Interrupted from exc
