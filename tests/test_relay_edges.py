@@ -1,0 +1,219 @@
+"""The read side and the brokers at their edges: refusals, failures, retries, hidden secrets."""
+
+import asyncio
+import logging
+import threading
+import uuid
+
+import pytest
+import pytest_asyncio
+
+from eventkit import (
+    AsyncSQLiteEventStore,
+    BrokerError,
+    BrokerProjectionRunner,
+    ProjectionError,
+    RetryOnError,
+)
+from eventkit._relay._nats import shown_servers
+from tests.bank import registry
+from tests.projection_helpers import SQLLedger, sql_read_model
+from tests.test_broker_reader import ListSource, deposit
+
+WAIT = 10.0
+
+
+@pytest_asyncio.fixture(name="local")
+async def _local(tmp_path):
+    store = AsyncSQLiteEventStore(tmp_path / "read.db", registry=registry)
+    yield store
+    await store.close()
+
+
+async def applied(local):
+    """How often each position was applied to the SQL ledger."""
+    return (await local.run_projection_transaction(lambda tx: sql_read_model(tx.connection)))[1]
+
+
+class FailingSetup(SQLLedger):
+    def setup(self, tx):
+        raise RuntimeError("no room for the tables")
+
+
+@pytest.mark.asyncio
+class TestRefusals:
+    @pytest.mark.parametrize(
+        ("options", "error", "message"),
+        [
+            ({"table_prefix": "feed-"}, ValueError, "table_prefix must be letters"),
+            ({"batch_size": 0}, ValueError, "batch_size"),
+            ({"poll_interval": 0}, ValueError, "poll_interval"),
+        ],
+    )
+    async def test_bad_options_are_refused_naming_them(self, local, options, error, message):
+        """A bad table prefix, batch size or poll interval raises ValueError naming it."""
+        with pytest.raises(error, match=message):
+            BrokerProjectionRunner(local, ListSource(), SQLLedger(), **options)
+
+    async def test_a_source_must_be_a_source(self, local):
+        """Something without open, fetch, lag and close is refused with a TypeError."""
+        with pytest.raises(TypeError, match=r"expected a Source \(open, fetch, lag, close\)"):
+            BrokerProjectionRunner(local, object(), SQLLedger())
+
+    @pytest.mark.parametrize(
+        ("projections", "message"),
+        [((), "at least one projection"), ((SQLLedger(), SQLLedger()), "two projections")],
+    )
+    async def test_projections_must_be_given_with_distinct_names(self, local, projections, message):
+        """No projection, or two of one name, raise ValueError."""
+        with pytest.raises(ValueError, match=message):
+            BrokerProjectionRunner(local, ListSource(), *projections)
+
+    async def test_a_runner_names_its_consumer_and_lists_its_projections(self, local):
+        """The consumer is named after its projections unless named; the repr shows it."""
+        ledger, source = SQLLedger(), ListSource()
+        runner = BrokerProjectionRunner(local, source, ledger)
+        named = BrokerProjectionRunner(local, source, ledger, name="reports")
+        assert (runner.name, named.name, runner.projections) == (
+            "feed:sql_ledger",
+            "reports",
+            (ledger,),
+        )
+        assert repr(named) == f"<BrokerProjectionRunner 'reports' from {source!r}>"
+
+    async def test_dead_letters_of_an_unknown_projection_are_refused(self, local):
+        """Asking for a projection the runner does not feed raises ValueError."""
+        runner = BrokerProjectionRunner(local, ListSource(), SQLLedger())
+        with pytest.raises(ValueError, match="no projection named 'other'"):
+            await runner.dead_letters("other")
+
+
+@pytest.mark.asyncio
+class TestFailures:
+    async def test_a_setup_that_fails_stops_the_runner_naming_the_cause(self, local):
+        """A projection whose setup raises: ProjectionError saying setup failed, and why."""
+        runner = BrokerProjectionRunner(local, ListSource([deposit("a", 1, 1)]), FailingSetup())
+        with pytest.raises(ProjectionError, match="setup failed: RuntimeError: no room"):
+            await runner.run_until_caught_up()
+
+    async def test_a_message_that_cannot_be_decoded_stops_before_it(self, local):
+        """Data the event class refuses stops the projection at that message."""
+        bad = deposit("a", 2, 2)._replace(data='{"amount": "a lot"}')
+        source = ListSource([deposit("a", 1, 1), bad, deposit("a", 3, 3)])
+        runner = BrokerProjectionRunner(local, source, SQLLedger())
+        with pytest.raises(ProjectionError, match="position 2"):
+            await runner.run_until_caught_up()
+        assert await applied(local) == {1: 1}
+        assert (await local.projection_checkpoints())["sql_ledger"].position == 1
+
+    async def test_a_message_failing_alone_is_retried_until_it_succeeds(self, local, caplog):
+        """RetryOnError logs each retry and applies the message once it succeeds, once."""
+        ledger = SQLLedger(fail={2: 3})  # in its batch, alone, then at the first retry
+        ledger.error_policy = RetryOnError(attempts=5, delay=0.0)
+        source = ListSource([deposit("a", 1, 1), deposit("a", 2, 2)])
+        with caplog.at_level(logging.INFO, logger="eventkit"):
+            await BrokerProjectionRunner(local, source, ledger).run_until_caught_up()
+        assert await applied(local) == {1: 1, 2: 1}
+        assert caplog.text.count("retrying the event at position 2") == 2
+
+    async def test_stopping_ends_a_retry_pause_at_once(self, local):
+        """A runner pausing long before a retry stops when asked; the message stays unapplied."""
+        ledger = SQLLedger(fail={1: -1})
+        ledger.error_policy = RetryOnError(attempts=None, delay=600.0)
+        runner = BrokerProjectionRunner(
+            local, ListSource([deposit("a", 1, 1)]), ledger, poll_interval=0.01
+        )
+        runner.start()
+        await _until(lambda: len(ledger.calls) >= 2)  # in its batch, then alone: pausing now
+        await runner.stop(timeout=WAIT)
+        assert not runner.running
+        assert await applied(local) == {}
+
+    async def test_a_worker_stuck_in_a_batch_makes_stop_time_out(self, local):
+        """stop(timeout) raises TimeoutError while a handler still runs; then stops."""
+        release = threading.Event()
+        ledger = SQLLedger(block=lambda recorded: release.wait(WAIT))
+        runner = BrokerProjectionRunner(
+            local, ListSource([deposit("a", 1, 1)]), ledger, poll_interval=0.01
+        )
+        runner.start()
+        try:
+            await _until(lambda: ledger.calls)
+            with pytest.raises(TimeoutError, match=r"did not stop within 0\.05s"):
+                await runner.stop(timeout=0.05)
+        finally:
+            release.set()
+        await runner.stop(timeout=WAIT)
+        assert not runner.running
+        assert await applied(local) == {1: 1}
+
+
+@pytest.mark.asyncio
+class TestRunning:
+    async def test_a_running_runner_refuses_foreground_work_and_a_second_start(self, local):
+        """run_until_caught_up and start raise RuntimeError while the worker runs."""
+        source = ListSource([deposit("a", 1, 1)])
+        runner = BrokerProjectionRunner(local, source, SQLLedger(), poll_interval=0.01)
+        await runner.stop()  # not running: nothing to stop
+        assert (runner.running, source.opened) == (False, 0)
+        async with runner:
+            with pytest.raises(RuntimeError, match="use wait_for"):
+                await runner.run_until_caught_up()
+            with pytest.raises(RuntimeError, match="already running"):
+                runner.start()
+            await runner.wait_for(1, timeout=None)
+        assert await applied(local) == {1: 1}
+
+    async def test_a_foreground_run_waits_for_the_lock_then_times_out(self, local):
+        """While another runner holds the consumer, run_until_caught_up times out."""
+        records = [deposit("a", 1, 1)]
+        one = BrokerProjectionRunner(local, ListSource(records), SQLLedger(), poll_interval=0.01)
+        two = BrokerProjectionRunner(local, ListSource(records), SQLLedger(), poll_interval=0.01)
+        async with one:
+            await one.wait_for(1)
+            with pytest.raises(TimeoutError, match="not applied in time"):
+                await two.run_until_caught_up(timeout=0.1)
+        assert await two.run_until_caught_up(timeout=WAIT) == 0
+
+
+class TestShownServers:
+    @pytest.mark.parametrize(
+        ("servers", "shown"),
+        [
+            (["nats://alice:s3cret@nats.example:4222"], "nats://***@nats.example:4222"),
+            (["tls://t0ken@a:4222", "nats://b:4222"], "tls://***@a:4222, nats://b:4222"),
+            (["nats://127.0.0.1:4222"], "nats://127.0.0.1:4222"),
+        ],
+    )
+    def test_credentials_in_server_urls_are_never_shown(self, servers, shown):
+        """A user and password, or a token, in a NATS URL is masked where servers are named."""
+        assert shown_servers(servers) == shown
+
+
+@pytest.mark.asyncio
+class TestKafka:
+    async def test_reprs_name_the_topic_and_group_but_no_settings(self):
+        """A publisher's and a source's reprs show no librdkafka setting (credentials)."""
+        from eventkit import KafkaPublisher, KafkaSource  # noqa: PLC0415
+
+        secret = "s3cr3t-" + uuid.uuid4().hex
+        config = {"bootstrap.servers": "127.0.0.1:1", "sasl.password": secret}
+        publisher = KafkaPublisher(config, topic="orders")
+        source = KafkaSource(config, topic="orders", group_id="reports")
+        assert repr(publisher) == "<KafkaPublisher to topic 'orders'>"
+        assert repr(source) == "<KafkaSource of topic 'orders', group 'reports'>"
+
+    async def test_a_source_that_is_not_open_cannot_fetch(self):
+        """fetch before open raises BrokerError saying so."""
+        from eventkit import KafkaSource  # noqa: PLC0415
+
+        source = KafkaSource({"bootstrap.servers": "127.0.0.1:1"}, group_id="g")
+        with pytest.raises(BrokerError, match="not open"):
+            await source.fetch(10, 0.01)
+
+
+async def _until(check):
+    deadline = asyncio.get_running_loop().time() + WAIT
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "the condition did not come true"
+        await asyncio.sleep(0.01)
