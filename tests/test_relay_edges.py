@@ -17,6 +17,7 @@ from eventkit import (
 )
 from eventkit._relay._nats import shown_servers
 from tests.bank import registry
+from tests.broker_support import KafkaMock
 from tests.projection_helpers import SQLLedger, sql_read_model
 from tests.test_broker_reader import ListSource, deposit
 
@@ -202,6 +203,51 @@ class TestKafka:
         source = KafkaSource(config, topic="orders", group_id="reports")
         assert repr(publisher) == "<KafkaPublisher to topic 'orders'>"
         assert repr(source) == "<KafkaSource of topic 'orders', group 'reports'>"
+
+    @pytest.mark.parametrize(
+        ("settings", "timeout", "message"),
+        [
+            ({"queue.buffering.max.messages": 1}, 1.0, "Kafka refused a message: .*Queue full"),
+            ({"message.timeout.ms": 300}, 5.0, "Kafka did not store 3 messages: .*timed out"),
+            ({}, 0.2, r"Kafka did not acknowledge 3 messages in 0\.2s"),
+        ],
+        ids=["queue-full", "timed-out", "not-acknowledged"],
+    )
+    async def test_messages_kafka_does_not_take_raise_broker_error(
+        self, settings, timeout, message
+    ):
+        """A full queue, messages that time out, or no acknowledgement in time: BrokerError."""
+        from eventkit import BrokerMessage, KafkaPublisher  # noqa: PLC0415
+
+        # No broker listens there: nothing is ever acknowledged.
+        config = {"bootstrap.servers": "127.0.0.1:1", "log_level": 0, **settings}
+        publisher = KafkaPublisher(config, topic="orders", timeout=timeout)
+        messages = [
+            BrokerMessage.from_record(deposit(stream_id, 1, n), source="store")
+            for n, stream_id in enumerate("abc", start=1)
+        ]
+        try:
+            with pytest.raises(BrokerError, match=message):
+                await publisher.publish(messages)
+        finally:
+            await publisher.close()
+
+    async def test_the_lag_of_a_source_not_yet_open_counts_every_message(self):
+        """Before it joins its group, a source's lag counts the topic's messages."""
+        from eventkit import BrokerMessage, KafkaPublisher, KafkaSource  # noqa: PLC0415
+
+        kafka = KafkaMock(brokers=1)
+        publisher = KafkaPublisher(kafka.config(), topic="lagging")
+        await publisher.publish(
+            [
+                BrokerMessage.from_record(deposit(s, 1, n), source="store")
+                for n, s in ((1, "a"), (2, "b"))
+            ]
+        )
+        await publisher.close()
+        source = KafkaSource(kafka.config(), topic="lagging", group_id="reports")
+        assert (await source.lag()).messages == 2
+        assert (await source.lag()).messages == 2  # a look only: nothing was consumed
 
     async def test_a_source_that_is_not_open_cannot_fetch(self):
         """fetch before open raises BrokerError saying so."""
