@@ -15,9 +15,19 @@ import psycopg_pool
 import pytest
 import pytest_asyncio
 
-from eventkit import AsyncPostgresEventStore, PostgresEventStore, StoreError
+from eventkit import (
+    ANY,
+    AsyncPostgresEventStore,
+    DuplicateEventIdError,
+    PostgresEventStore,
+    Projection,
+    ProjectionRunner,
+    StoreError,
+)
+from eventkit._backends.postgres import projections as projections_module
 from eventkit._backends.postgres import schema as schema_module
 from eventkit._backends.postgres.schema import POSITION_BITS
+from eventkit.backends import RecordWrite
 from eventkit.testing import contract_registry
 from eventkit.testing._events import _deposits
 from tests.backends.postgres_support import DSN, new_schema
@@ -426,3 +436,103 @@ class TestLeases:
         assert await call(lease.renew()) is False
         await call(lease.release())  # the lost lease's release leaves the new holder alone
         assert await call(make().lock_projection("p")) is None
+
+
+class Tally(Projection):
+    """Counts events per stream in a PostgreSQL table, with an index of its own."""
+
+    name = "tally"
+    tables = ("tally",)
+
+    def __init__(self, version=1, weight=1):
+        self.version = version
+        self.weight = weight
+
+    def setup(self, tx):
+        tx.execute(self.sql("CREATE TABLE IF NOT EXISTS {tally} (id text PRIMARY KEY, n integer)"))
+        tx.execute(self.sql("CREATE INDEX IF NOT EXISTS {tally}_by_n ON {tally} (n)"))
+
+    def handle(self, recorded, tx):
+        tx.execute(
+            self.sql(
+                "INSERT INTO {tally} VALUES (%s, %s) "
+                "ON CONFLICT (id) DO UPDATE SET n = {tally}.n + excluded.n"
+            ),
+            (recorded.stream_id, self.weight),
+        )
+
+
+@pytest.fixture(name="sync_store")
+def _sync_store(schemas):
+    schemas.append(new_schema())
+    store = PostgresEventStore(DSN, registry=contract_registry, schema=schemas[-1])
+    yield store
+    store.close()
+
+
+class TestReadModels:
+    def test_each_new_version_rebuilds_the_tables_and_their_indexes(self, sync_store, schemas):
+        """Versions 2 and 3 rebuild the read model; the live table keeps its usual index."""
+        sync_store.append("a", _deposits(1, 2))
+        sync_store.append("b", _deposits(3))
+        schema = schemas[-1]
+        for version in (1, 2, 3):
+            ProjectionRunner(sync_store, Tally(version, weight=version)).run_until_caught_up()
+            rows = raw(f'SELECT id, n FROM "{schema}".tally ORDER BY id')
+            assert rows == [("a", 2 * version), ("b", version)]
+        relations = raw(
+            "SELECT relname, relkind FROM pg_class JOIN pg_namespace "
+            "ON pg_namespace.oid = relnamespace WHERE nspname = %s AND relname LIKE 'tally%%'",
+            (schema,),
+        )
+        assert sorted(name for name, kind in relations if kind == "r") == ["tally"]
+        assert "tally_by_n" in {name for name, kind in relations if kind == "i"}
+        assert sync_store.projection_checkpoints()["tally"].version == 3
+
+    def test_a_replay_empties_and_refills_the_tables(self, sync_store, schemas):
+        """A replay starts from an empty table and applies each event once."""
+        sync_store.append("a", _deposits(1, 2))
+        runner = ProjectionRunner(sync_store, Tally())
+        runner.run_until_caught_up()
+        runner.replay("tally", quiet=True)
+        assert raw(f'SELECT id, n FROM "{schemas[-1]}".tally') == [("a", 2)]
+
+    @pytest.mark.parametrize(
+        "change",
+        [
+            lambda tx: tx.drop_tables(["eventkit_events"]),
+            lambda tx: tx.replace_tables([("tally", "eventkit_checkpoints")]),
+            lambda tx: tx.replace_tables([("eventkit_events", "tally")]),
+        ],
+        ids=["drop", "replace", "move-away"],
+    )
+    def test_the_stores_own_tables_cannot_be_dropped_or_replaced(self, sync_store, change):
+        """A read-model operation naming one of the store's tables is refused; nothing is lost."""
+        sync_store.append("a", _deposits(1))
+        with pytest.raises(ValueError, match="is one of the store's own tables"):
+            sync_store.run_projection_transaction(change)
+        assert [r.version for r in sync_store.read_all()] == [1]
+
+    def test_an_event_id_stored_elsewhere_is_refused_as_by_append(self, sync_store):
+        """Appending in a projection transaction an id another stream holds: the same error."""
+        record = sync_store.codec.encode(_deposits(1)[0])
+        sync_store.append_records([RecordWrite("s", (record,), ANY)])
+        again = [RecordWrite("t", (record,), ANY)]
+        with pytest.raises(DuplicateEventIdError, match="already used by an event in stream 's'"):
+            sync_store.append_records(again)
+        with pytest.raises(DuplicateEventIdError, match="already used by an event in stream 's'"):
+            sync_store.run_projection_transaction(lambda tx: tx.append(again))
+        assert sync_store.stream_version("t") == 0
+
+    def test_an_append_past_the_position_space_is_refused_in_a_transaction(
+        self, sync_store, monkeypatch
+    ):
+        """A projection transaction appending more events than positions allow rolls back."""
+        # The real limit is about a million events; the same check, with a lower one.
+        monkeypatch.setattr(projections_module, "MAX_EVENTS_PER_TRANSACTION", 2)
+        records = tuple(sync_store.codec.encode(event) for event in _deposits(1, 2, 3))
+        with pytest.raises(ValueError, match="holds at most 2 events, got 3"):
+            sync_store.run_projection_transaction(
+                lambda tx: tx.append([RecordWrite("s", records, ANY)])
+            )
+        assert sync_store.stream_version("s") == 0
