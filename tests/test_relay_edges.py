@@ -17,7 +17,7 @@ from eventkit import (
 )
 from eventkit._relay._nats import shown_servers
 from tests.bank import registry
-from tests.broker_support import KafkaMock
+from tests.broker_support import NATS_URL, KafkaMock, delete_stream, names, require_nats
 from tests.projection_helpers import SQLLedger, sql_read_model
 from tests.test_broker_reader import ListSource, deposit
 
@@ -189,6 +189,37 @@ class TestShownServers:
     def test_credentials_in_server_urls_are_never_shown(self, servers, shown):
         """A user and password, or a token, in a NATS URL is masked where servers are named."""
         assert shown_servers(servers) == shown
+
+
+@pytest.mark.asyncio
+class TestNats:
+    async def test_a_stream_whose_subjects_another_stream_takes_is_refused(self):
+        """Two streams cannot share subjects: the second publisher's open says NATS refused it."""
+        from eventkit import NatsPublisher  # noqa: PLC0415
+
+        require_nats()
+        (first, prefix), (second, _) = names(), names()
+        one = NatsPublisher(NATS_URL, stream=first, subject_prefix=prefix)
+        two = NatsPublisher(NATS_URL, stream=second, subject_prefix=prefix)
+        try:
+            await one.open()
+            with pytest.raises(BrokerError, match=f"NATS refused the stream '{second}'"):
+                await two.open()
+        finally:
+            for publisher in (one, two):
+                await publisher.close()
+            for stream in (first, second):
+                await delete_stream(stream)
+
+    async def test_reprs_name_the_stream_and_subjects_but_no_server(self):
+        """A publisher's and a source's reprs show the stream and subjects, not the servers."""
+        from eventkit import NatsPublisher, NatsSource  # noqa: PLC0415
+
+        url = "nats://alice:s3cret@nats.example:4222"
+        publisher = NatsPublisher(url, stream="ORDERS", subject_prefix="shop")
+        source = NatsSource(url, stream="ORDERS", subject_prefix="shop")
+        assert repr(publisher) == "<NatsPublisher to stream 'ORDERS', subjects shop.>>"
+        assert repr(source) == "<NatsSource of stream 'ORDERS', subjects shop.>>"
 
 
 @pytest.mark.asyncio
