@@ -263,7 +263,7 @@ class TestSyncRunner:
         store = sync_filled(2)
         collector = SyncCollector(fail={2: 2}, policy=RetryOnError(attempts=5, delay=0.01))
         with SubscriberRunner(store, collector, poll_interval=0.01) as runner:
-            runner.wait_for(2, timeout=WAIT)
+            runner.wait_for(2, timeout=None)
         assert collector.seen == [1, 2]
 
     def test_retrying_parked_events_takes_the_lock_or_refuses(self):

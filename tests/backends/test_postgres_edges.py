@@ -152,6 +152,11 @@ class TestOptions:
         with pytest.raises(ValueError, match=f"^{option} must be .* got {value!r}$"):
             cls(DSN, registry=contract_registry, **{option: value})
 
+    def test_a_table_prefix_must_be_a_string(self, cls):
+        """A table prefix that is not a string raises TypeError naming the option."""
+        with pytest.raises(TypeError, match="table_prefix must be a string, got 7"):
+            cls(DSN, registry=contract_registry, table_prefix=7)
+
     def test_conninfo_of_another_kind_is_refused(self, cls):
         """Neither a string nor a pool of the store's kind: TypeError naming what was given."""
         with pytest.raises(TypeError, match=r"conninfo must be a connection string .* got int"):
@@ -258,6 +263,18 @@ class TestOpening:
         raw(f'UPDATE "{schemas[-1]}".eventkit_meta SET value = %s WHERE key = %s', (value, key))
         with pytest.raises(StoreError, match=f"the {key} in its meta table is damaged: {value!r}"):
             await call(make().open())
+
+    async def test_tables_of_a_newer_release_are_refused(self, make, schemas):
+        """Tables at a schema version this release does not know: StoreError, nothing touched."""
+        await call(make().append("s", _deposits(1)))
+        newer = schema_module.SCHEMA_VERSION + 1
+        raw(
+            f'UPDATE "{schemas[-1]}".eventkit_meta SET value = %s WHERE key = %s',
+            (str(newer), "schema_version"),
+        )
+        with pytest.raises(StoreError, match=f"the tables are at schema version {newer}"):
+            await call(make().open())
+        assert raw(f'SELECT count(*) FROM "{schemas[-1]}".eventkit_events') == [(1,)]
 
     async def test_new_positions_follow_old_ones_after_a_restore(self, make, schemas, caplog):
         """Positions stored ahead of the server's transaction ids raise the offset, and warn."""
