@@ -5,17 +5,22 @@ import logging
 import threading
 import uuid
 
+import psycopg
 import pytest
 import pytest_asyncio
 
 from eventkit import (
+    AsyncPostgresEventStore,
     AsyncSQLiteEventStore,
     BrokerError,
     BrokerProjectionRunner,
+    Projection,
     ProjectionError,
+    ProjectionState,
     RetryOnError,
 )
 from eventkit._relay._nats import shown_servers
+from tests.backends.postgres_support import DSN, new_schema
 from tests.bank import registry
 from tests.broker_support import NATS_URL, KafkaMock, delete_stream, names, require_nats
 from tests.projection_helpers import SQLLedger, sql_read_model
@@ -175,6 +180,49 @@ class TestRunning:
             with pytest.raises(TimeoutError, match="not applied in time"):
                 await two.run_until_caught_up(timeout=0.1)
         assert await two.run_until_caught_up(timeout=WAIT) == 0
+
+
+class Quiet(Projection):
+    """Keeps the positions it was given; no tables."""
+
+    name = "quiet"
+
+    def __init__(self):
+        self.positions = []
+
+    def handle(self, recorded, tx):
+        self.positions.append(recorded.position)
+
+
+@pytest.mark.asyncio
+class TestTakeover:
+    async def test_a_runner_whose_lease_was_taken_over_stands_by(self, schemas, caplog):
+        """Another process took the consumer's lease: the runner says so and stands by."""
+        schemas.append(new_schema())
+        store = AsyncPostgresEventStore(
+            DSN, registry=registry, schema=schemas[-1], lease_seconds=0.3
+        )
+        runner = BrokerProjectionRunner(
+            store, ListSource([deposit("a", 1, 1)]), Quiet(), poll_interval=0.01
+        )
+        try:
+            with caplog.at_level(logging.WARNING, logger="eventkit"):
+                async with runner:
+                    await runner.wait_for(1, timeout=WAIT)
+                    # What a standby elsewhere does once the lease expired: take it over.
+                    with psycopg.connect(DSN, autocommit=True) as conn:
+                        conn.execute(
+                            f'UPDATE "{schemas[-1]}".eventkit_leases SET owner = %s, '
+                            "generation = generation + 1, "
+                            "expires_at = now() + interval '1 hour' WHERE name = %s",
+                            (uuid.uuid4(), runner.name),
+                        )
+                    await _until(lambda: "another runner took it over" in caplog.text)
+                    state = (await runner.status())["quiet"].state
+        finally:
+            await store.close()
+        assert state is ProjectionState.STANDBY
+        assert "consumer 'feed:quiet': another runner took it over; standing by" in caplog.text
 
 
 class TestShownServers:
