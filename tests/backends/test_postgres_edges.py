@@ -354,6 +354,14 @@ class TestFailures:
         assert await call(store.stream_version("s")) == 1  # the failed append stored nothing
         assert (await call(store.append("s", _deposits(3)))).version == 2
 
+    async def test_a_statement_the_server_refuses_is_reported_by_its_kind(self, make, schemas):
+        """A table gone from under the store: StoreError naming the server's error."""
+        store = make()
+        await call(store.append("s", _deposits(1)))
+        raw(f'DROP TABLE "{schemas[-1]}".eventkit_events CASCADE')
+        with pytest.raises(StoreError, match=r"UndefinedTable: relation .* does not exist"):
+            await call(store.stream_version("s"))
+
     async def test_a_read_waits_briefly_for_its_own_writes_then_reads_what_it_can(self, make):
         """An open transaction elsewhere hides a new event, and feed_delay says how many."""
         store = make(own_writes_timeout=0.1)
