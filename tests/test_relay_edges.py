@@ -259,6 +259,48 @@ class TestNats:
             for stream in (first, second):
                 await delete_stream(stream)
 
+    async def test_a_stream_that_does_not_exist_cannot_be_read(self):
+        """Opening a source, or asking its lag, for a missing stream raises BrokerError."""
+        from eventkit import NatsSource  # noqa: PLC0415
+
+        require_nats()
+        stream, prefix = names()
+        source = NatsSource(NATS_URL, stream=stream, subject_prefix=prefix)
+        try:
+            with pytest.raises(BrokerError, match=f"cannot read the NATS stream '{stream}'"):
+                await source.open({})
+            with pytest.raises(BrokerError, match=f"cannot read the NATS stream '{stream}'"):
+                await source.lag()
+        finally:
+            await source.close()
+
+    async def test_the_lag_counts_messages_the_streams_limits_removed(self):
+        """Messages removed by the stream's limits still count as behind; their age is unknown."""
+        import nats  # noqa: PLC0415
+        from nats.js.api import StreamConfig  # noqa: PLC0415
+
+        from eventkit import BrokerMessage, NatsPublisher, NatsSource  # noqa: PLC0415
+
+        require_nats()
+        stream, prefix = names()
+        client = await nats.connect(NATS_URL)
+        publisher = NatsPublisher(NATS_URL, stream=stream, subject_prefix=prefix)
+        source = NatsSource(NATS_URL, stream=stream, subject_prefix=prefix)
+        try:
+            config = StreamConfig(name=stream, subjects=[f"{prefix}.>"], max_msgs=1)
+            await client.jetstream().add_stream(config)
+            for n, stream_id in enumerate("ab", start=1):
+                await publisher.publish(
+                    [BrokerMessage.from_record(deposit(stream_id, 1, n), source="store")]
+                )
+            lag = await source.lag()
+            assert (lag.messages, lag.oldest) == (2, None)
+        finally:
+            await publisher.close()
+            await source.close()
+            await client.close()
+            await delete_stream(stream)
+
     async def test_reprs_name_the_stream_and_subjects_but_no_server(self):
         """A publisher's and a source's reprs show the stream and subjects, not the servers."""
         from eventkit import NatsPublisher, NatsSource  # noqa: PLC0415
