@@ -110,6 +110,45 @@ def test_bad_numbers_are_refused_naming_the_option(flavour, options, message):
         cls(store, subscriber, **options)
 
 
+def _named(cls, name):
+    subscriber = cls()
+    subscriber.name = name
+    return subscriber
+
+
+def _with_policy(cls, policy):
+    subscriber = cls()
+    subscriber.error_policy = policy
+    return subscriber
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "message"),
+    [
+        (lambda cls: object(), TypeError, "expected an instance of"),
+        (lambda cls: _named(cls, ""), ValueError, "name must be a non-empty string"),
+        (lambda cls: _named(cls, " padded"), ValueError, "without surrounding whitespace"),
+        (lambda cls: _named(cls, None), ValueError, "got None"),
+        (lambda cls: _named(cls, "c__rebuild"), ValueError, "must not end with '__rebuild'"),
+        (lambda cls: _with_policy(cls, "retry"), TypeError, "error_policy must be StopOnError"),
+    ],
+    ids=["stranger", "empty", "padded", "unnamed", "staging", "policy"],
+)
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_a_subscriber_that_cannot_run_is_refused(flavour, make, error, message):
+    """A stranger, a bad name, or an unknown error policy are refused naming the fault."""
+    if flavour == "sync":
+        cls, store, kind = SubscriberRunner, InMemoryEventStore(registry=registry), SyncCollector
+    else:
+        cls, store, kind = (
+            AsyncSubscriberRunner,
+            AsyncInMemoryEventStore(registry=registry),
+            Collector,
+        )
+    with pytest.raises(error, match=message):
+        cls(store, make(kind))
+
+
 @pytest.mark.asyncio
 class TestAsyncRefusals:
     @pytest.mark.parametrize(
