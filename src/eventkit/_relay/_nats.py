@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import TYPE_CHECKING, Any
 
 import nats
@@ -40,6 +41,15 @@ _RECONNECT = {
 }
 
 
+# The credentials of a server URL (``user:password@`` or a token's ``token@``).
+_CREDENTIALS = re.compile(r"(?<=://)[^@/]*@")
+
+
+def shown_servers(servers: Sequence[str]) -> str:
+    """Return the server URLs as they may be shown: without their credentials."""
+    return ", ".join(_CREDENTIALS.sub("***@", url) for url in servers)
+
+
 class _Connection:
     """One NATS connection and its JetStream context, opened on first use."""
 
@@ -57,7 +67,8 @@ class _Connection:
             try:
                 self.client = await nats.connect(servers=self.servers, **self.options)
             except (OSError, nats.errors.Error) as exc:
-                raise BrokerError(f"cannot connect to NATS at {self.servers}: {exc}") from exc
+                shown = shown_servers(self.servers)
+                raise BrokerError(f"cannot connect to NATS at {shown}: {exc}") from exc
             self.js = self.client.jetstream(timeout=self.timeout)
         return self.js
 

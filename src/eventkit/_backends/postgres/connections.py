@@ -19,27 +19,49 @@ from eventkit.exceptions import StoreError
 if TYPE_CHECKING:
     from types import TracebackType
 
-_URL_PASSWORD = re.compile(r"^(?P<head>[a-z]+://[^:/@]*:)[^@]*(?P<tail>@.*)$", re.IGNORECASE)
+# The password of a URL's user info: libpq ends the user info at the first "@", and
+# looks for it only before the first "/" (an "@" or "/" in a password is escaped).
+_URL_PASSWORD = re.compile(r"^(?P<head>[a-z]+://[^:/@]*:)[^@/]*(?P<tail>@.*)$", re.IGNORECASE)
+# A secret in a URL's query string (``?password=...``, ``&sslpassword=...``).
+_QUERY_SECRET = re.compile(r"(?P<head>[?&](?:ssl)?password=)[^&#]*", re.IGNORECASE)
+# The connection parameters that are secrets: the password, and the client key's passphrase.
+_SECRETS = ("password", "sslpassword")
+_MASK = "***"
 
 
 def safe_conninfo(conninfo: str) -> str:
     """
-    Return *conninfo* (a URL or ``key=value`` pairs) with its password shown as ``***``.
+    Return *conninfo* (a URL or ``key=value`` pairs) with its secrets shown as ``***``.
 
-    What is shown in reprs, logs and errors: never the password itself.
+    What is shown in reprs, logs and errors: never the password (in a URL's user info
+    or its query string), nor the passphrase of a client key (``sslpassword``).
     """
-    match = _URL_PASSWORD.match(conninfo)
-    if match:
-        return f"{match['head']}***{match['tail']}"
     try:
         params = conninfo_to_dict(conninfo)
     except psycopg.ProgrammingError:
         return "<an unreadable connection string>"
-    if "password" in params:
-        shown = {key: str(value) for key, value in params.items() if value is not None}
-        shown["password"] = "***"  # noqa: S105 (a mask, not a password)
-        return make_conninfo("", **shown)
-    return conninfo
+    if not any(params.get(key) for key in _SECRETS):
+        return conninfo
+    if "://" in conninfo:
+        shown = _URL_PASSWORD.sub(rf"\g<head>{_MASK}\g<tail>", conninfo)
+        shown = _QUERY_SECRET.sub(rf"\g<head>{_MASK}", shown)
+        if _masked(shown):
+            return shown
+    # Pairs, or a URL whose secrets the patterns did not find: rebuilt, every secret masked.
+    pairs = {key: str(value) for key, value in params.items() if value is not None}
+    for key in _SECRETS:
+        if pairs.get(key):
+            pairs[key] = _MASK
+    return make_conninfo("", **pairs)
+
+
+def _masked(shown: str) -> bool:
+    # Whether every secret of the connection string *shown* is the mask.
+    try:
+        params = conninfo_to_dict(shown)
+    except psycopg.ProgrammingError:
+        return False
+    return all(params.get(key) in (None, "", _MASK) for key in _SECRETS)
 
 
 def stream_lock_key(namespace: str, stream_id: str) -> int:
