@@ -24,8 +24,8 @@ from eventkit import (
     ProjectionRunner,
     StoreError,
 )
-from eventkit._backends.postgres import projections as projections_module
 from eventkit._backends.postgres import schema as schema_module
+from eventkit._backends.postgres import sql as sql_module
 from eventkit._backends.postgres.schema import POSITION_BITS
 from eventkit.backends import RecordWrite
 from eventkit.testing import contract_registry
@@ -331,7 +331,7 @@ class TestFailures:
     async def test_an_append_past_the_position_space_is_refused(self, make, monkeypatch):
         """More events than one transaction's positions hold: ArgumentError, nothing stored."""
         # The real limit is about a million events; the same check, with a lower one.
-        monkeypatch.setattr(schema_module, "MAX_EVENTS_PER_TRANSACTION", 3)
+        monkeypatch.setattr(sql_module, "MAX_EVENTS_PER_TRANSACTION", 3)
         store = make()
         with pytest.raises(ValueError, match="holds at most 3 events, got 4"):
             await call(store.append("s", _deposits(1, 2, 3, 4)))
@@ -554,7 +554,7 @@ class TestReadModels:
     ):
         """A projection transaction appending more events than positions allow rolls back."""
         # The real limit is about a million events; the same check, with a lower one.
-        monkeypatch.setattr(projections_module, "MAX_EVENTS_PER_TRANSACTION", 2)
+        monkeypatch.setattr(sql_module, "MAX_EVENTS_PER_TRANSACTION", 2)
         records = tuple(sync_store.codec.encode(event) for event in _deposits(1, 2, 3))
         with pytest.raises(ValueError, match="holds at most 2 events, got 3"):
             sync_store.run_projection_transaction(

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import psycopg
 
 from eventkit._backends.postgres.connections import stream_lock_key
-from eventkit._backends.postgres.schema import MAX_EVENTS_PER_TRANSACTION, POSITION_BITS
-from eventkit._backends.postgres.sql import event_records
+from eventkit._backends.postgres.schema import POSITION_BITS
+from eventkit._backends.postgres.sql import event_records, insert_columns
 from eventkit._records import Checkpoint, DeadLetter, StoredEventRef
 from eventkit._rules import decide_append
 from eventkit._storage import ProjectionLockLostError, RetryTransaction
@@ -135,22 +135,7 @@ class PostgresProjectionTransaction:
         return {row[0]: StoredEventRef(row[1], row[2], row[3]) for row in rows}
 
     def _insert(self, plan: AppendPlan) -> list[int]:
-        rows = plan.rows
-        if len(rows) > MAX_EVENTS_PER_TRANSACTION:
-            raise ArgumentError(
-                f"an append to PostgreSQL holds at most {MAX_EVENTS_PER_TRANSACTION:,} "
-                f"events, got {len(rows):,}"
-            )
-        columns = (
-            [row.stream_id for row in rows],
-            [row.version for row in rows],
-            [row.record.event_id for row in rows],
-            [row.record.event_type for row in rows],
-            [row.record.schema_version for row in rows],
-            [row.record.data for row in rows],
-            [row.record.metadata for row in rows],
-            [row.record.recorded_at for row in rows],
-        )
+        columns = insert_columns(plan)
         return sorted(row[0] for row in self._rows(self._sql.insert, columns))
 
     def read_stream(self, stream_id: str) -> list[EventRecord]:

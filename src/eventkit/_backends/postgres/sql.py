@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eventkit._backends._sql import SQLTemplates
-from eventkit._backends.postgres.schema import POSITION_BITS, table_names
+from eventkit._backends.postgres.schema import (
+    MAX_EVENTS_PER_TRANSACTION,
+    POSITION_BITS,
+    table_names,
+)
 from eventkit._records import EventRecord
+from eventkit.exceptions import ArgumentError
+
+if TYPE_CHECKING:
+    from eventkit._rules import AppendPlan
 
 _COLUMNS = (
     "stream_id, version, position, event_id, event_type, schema_version, data, metadata, "
@@ -208,3 +216,28 @@ def event_records(rows: list[Any]) -> list[EventRecord]:
     """Turn rows fetched by the statements above into records."""
     new_tuple = tuple.__new__
     return [new_tuple(EventRecord, row) for row in rows]
+
+
+def insert_columns(plan: AppendPlan) -> tuple[list[Any], ...]:
+    """
+    Return the column arrays of `Statements.insert` for the rows *plan* stores.
+
+    Raises:
+        ArgumentError: More events than one transaction's positions can number.
+    """
+    rows = plan.rows
+    if len(rows) > MAX_EVENTS_PER_TRANSACTION:
+        raise ArgumentError(
+            f"an append to PostgreSQL holds at most {MAX_EVENTS_PER_TRANSACTION:,} "
+            f"events, got {len(rows):,}"
+        )
+    return (
+        [row.stream_id for row in rows],
+        [row.version for row in rows],
+        [row.record.event_id for row in rows],
+        [row.record.event_type for row in rows],
+        [row.record.schema_version for row in rows],
+        [row.record.data for row in rows],
+        [row.record.metadata for row in rows],
+        [row.record.recorded_at for row in rows],
+    )

@@ -39,7 +39,7 @@ from eventkit._backends.postgres import schema as _schema
 from eventkit._backends.postgres.bodies import BodyRunner
 from eventkit._backends.postgres.connections import Boundary, safe_conninfo, stream_lock_key
 from eventkit._backends.postgres.projections import LeaseHeld, dead_letter
-from eventkit._backends.postgres.sql import Statements, event_records
+from eventkit._backends.postgres.sql import Statements, event_records, insert_columns
 from eventkit._compat import Event, Lock, join, sleep, spawn, wait_event
 from eventkit._records import Checkpoint, SnapshotRecord, StoredEventRef
 from eventkit._rules import decide_append
@@ -417,22 +417,7 @@ class PostgresEventStore(BaseEventStore):
         return {row[0]: StoredEventRef(row[1], row[2], row[3]) for row in cursor.fetchall()}
 
     def _insert(self, conn: Any, plan: AppendPlan) -> list[int]:
-        rows = plan.rows
-        if len(rows) > _schema.MAX_EVENTS_PER_TRANSACTION:
-            raise ArgumentError(
-                f"an append to PostgreSQL holds at most {_schema.MAX_EVENTS_PER_TRANSACTION:,} "
-                f"events, got {len(rows):,}"
-            )
-        columns = (
-            [row.stream_id for row in rows],
-            [row.version for row in rows],
-            [row.record.event_id for row in rows],
-            [row.record.event_type for row in rows],
-            [row.record.schema_version for row in rows],
-            [row.record.data for row in rows],
-            [row.record.metadata for row in rows],
-            [row.record.recorded_at for row in rows],
-        )
+        columns = insert_columns(plan)
         cursor = conn.execute(self._sql.insert, columns)
         # One transaction's positions share their high bits: sorted, they follow n.
         return sorted(row[0] for row in cursor.fetchall())
