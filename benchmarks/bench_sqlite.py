@@ -18,10 +18,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from harness import BASELINE, Contender, Context, benchmark
+from harness import BASELINE, Contender, Context, Trial, benchmark
 from workload import Account, as_json_dict, deposits, registry
 
 from eventkit import NO_STREAM, Repository, SQLiteEventStore
+from eventkit._json import use_orjson
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -64,6 +65,32 @@ def row(position: int, stream_id: str, version: int, deposit: object, stamp: str
         "{}",
         stamp,
     )
+
+
+ORJSON = use_orjson(enabled=True)
+STDLIB_JSON = "eventkit, json"
+
+
+def stdlib_json(trial: Trial) -> Trial:
+    """Return *trial* reading JSON with the standard library only (orjson turned off)."""
+
+    @contextlib.contextmanager
+    def with_stdlib(folder: Path) -> Iterator[Callable[[], object]]:
+        use_orjson(enabled=False)
+        try:
+            with trial(folder) as step:
+                yield step
+        finally:
+            use_orjson(enabled=True)
+
+    return with_stdlib
+
+
+def json_contenders(trial: Trial) -> list[Contender]:
+    """Return eventkit's contender, and the same on the stdlib JSON path if orjson is here."""
+    if not ORJSON:
+        return [Contender("eventkit", trial)]
+    return [Contender("eventkit", trial), Contender(STDLIB_JSON, stdlib_json(trial))]
 
 
 def now() -> str:
@@ -208,7 +235,7 @@ def read_all(context: Context) -> list[Contender]:
         return trial
 
     return [
-        Contender("eventkit", with_eventkit),
+        *json_contenders(with_eventkit),
         # The rows read_all reads, all columns; the data decoded.
         Contender(BASELINE, bare(ROW_COLUMNS)),
         # Only the data column: a floor no event store can reach.
@@ -255,4 +282,4 @@ def load_aggregate(context: Context) -> list[Contender]:
         yield step
         conn.close()
 
-    return [Contender("eventkit", with_eventkit), Contender(BASELINE, with_bare)]
+    return [*json_contenders(with_eventkit), Contender(BASELINE, with_bare)]
