@@ -22,7 +22,7 @@ from harness import BASELINE, Contender, Context, Trial, benchmark
 from workload import Account, as_json_dict, deposits, registry
 
 from eventkit import NO_STREAM, Repository, SQLiteEventStore
-from eventkit._json import use_orjson
+from eventkit._json import use_orjson, using_orjson
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -67,7 +67,8 @@ def row(position: int, stream_id: str, version: int, deposit: object, stamp: str
     )
 
 
-ORJSON = use_orjson(enabled=True)
+# Unless EVENTKIT_JSON=stdlib turned it off, eventkit reads with orjson where installed.
+ORJSON = using_orjson()
 STDLIB_JSON = "eventkit, json"
 
 
@@ -152,6 +153,7 @@ def append_streams(context: Context) -> list[Contender]:
     events=20_000,
     quick_events=5_000,
     target=0.50,
+    peer_target=3.0,
 )
 def append_batches(context: Context) -> list[Contender]:
     events = deposits(BATCH)
@@ -200,6 +202,7 @@ def append_batches(context: Context) -> list[Contender]:
     events=50_000,
     quick_events=10_000,
     target=0.50,
+    peer_target=3.0,
 )
 def read_all(context: Context) -> list[Contender]:
     path = context.folder / "events.db"
@@ -248,6 +251,7 @@ def read_all(context: Context) -> list[Contender]:
     "Repository.load of an aggregate with {events:,} events",
     events=10_000,
     quick_events=2_000,
+    peer_target=3.0,
 )
 def load_aggregate(context: Context) -> list[Contender]:
     path = context.folder / "events.db"

@@ -148,6 +148,11 @@ def use_orjson(enabled: bool) -> bool:  # noqa: FBT001 (a switch, set by tests a
     return _orjson_loads is not None
 
 
+def using_orjson() -> bool:
+    """Return whether `decode_json` asks orjson (about text of `ORJSON_FROM` or more)."""
+    return _orjson_loads is not None
+
+
 def decode_json(text: str) -> Any:
     """
     Return the value that the JSON text *text* holds.
