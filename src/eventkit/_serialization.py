@@ -11,13 +11,12 @@ was written, or raises `SerializationError` naming the stored event and the fiel
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypeVar
-from uuid import uuid4
 
 import cattrs
 
 from eventkit._converter import describe as _describe
 from eventkit._converter import make_converter
-from eventkit._envelope import NewEvent, RecordedEvent
+from eventkit._envelope import NewEvent, RecordedEvent, new_event_id
 from eventkit._events import RetiredEvent
 from eventkit._json import (
     EMPTY_METADATA,
@@ -74,7 +73,7 @@ class Codec:
         else:
             # What NewEvent(item) would hold, without building one: appends of bare
             # events are the common case, and a NewEvent costs as much as the JSON.
-            event, event_id, metadata = item, uuid4(), EMPTY_METADATA
+            event, event_id, metadata = item, new_event_id(), EMPTY_METADATA
         entry = self.registry.by_class(type(event))
         try:
             data = encode_json(self.converter.unstructure(event))
