@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from harness import BASELINE, Contender, Context, Trial, benchmark
-from workload import Account, as_json_dict, deposits, registry
+from workload import Account, as_json_dict, deposits, registrations, registry
 
 from eventkit import NO_STREAM, Repository, SQLiteEventStore
 from eventkit._json import use_orjson, using_orjson
@@ -244,6 +244,48 @@ def read_all(context: Context) -> list[Contender]:
         # Only the data column: a floor no event store can reach.
         Contender("bare, data only", bare("data")),
     ]
+
+
+@benchmark(
+    "read-all-large",
+    "read_all over {events:,} larger events (about 600 characters of JSON each)",
+    events=50_000,
+    quick_events=10_000,
+)
+def read_all_large(context: Context) -> list[Contender]:
+    path = context.folder / "events.db"
+    events = registrations(1000)
+    with open_store(path, context) as store:
+        for n in range(context.events // 1000):
+            store.append(f"customer-{n}", events)
+
+    @contextlib.contextmanager
+    def with_eventkit(folder: Path) -> Iterator[Callable[[], object]]:  # noqa: ARG001
+        store = open_store(path, context)
+
+        def step() -> None:
+            count = sum(1 for _ in store.read_all())
+            assert count == context.events
+
+        yield step
+        store.close()
+
+    @contextlib.contextmanager
+    def with_bare(folder: Path) -> Iterator[Callable[[], object]]:  # noqa: ARG001
+        conn = sqlite3.connect(path, isolation_level=None)
+        query = f"SELECT {ROW_COLUMNS} FROM eventkit_events ORDER BY position"
+
+        def step() -> None:
+            count = 0
+            for row in conn.execute(query):
+                json.loads(row[-1])
+                count += 1
+            assert count == context.events
+
+        yield step
+        conn.close()
+
+    return [*json_contenders(with_eventkit), Contender(BASELINE, with_bare)]
 
 
 @benchmark(
