@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 from decimal import Decimal  # noqa: TC003 (eventsourcing reads annotations at run time)
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from bench_sqlite import BATCH
 from harness import Contender, Context, peer
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 AVAILABLE = importlib.util.find_spec("eventsourcing") is not None
 NAME = "eventsourcing"
+SNAPSHOT_INTERVAL = 100  # as bench_snapshots
 SYNCHRONOUS = {"level": "FULL"}
 
 
@@ -42,12 +43,18 @@ def set_durability() -> None:
     SQLiteConnectionPool._create_connection = create_with_durability  # noqa: SLF001
 
 
-def make_app(path: Path, context: Context) -> Any:
+def make_app(path: Path, context: Context, snapshot_every: int | None = None) -> Any:
     from eventsourcing.application import Application  # noqa: PLC0415 (optional)
 
     SYNCHRONOUS["level"] = context.synchronous
     env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)}
-    return Application(env=env)
+    if snapshot_every is None:
+        return Application(env=env)
+
+    class Accounts(Application):
+        snapshotting_intervals: ClassVar = {ACCOUNT: snapshot_every}
+
+    return Accounts(env=env)
 
 
 def account_class() -> Any:
@@ -172,9 +179,42 @@ def load_aggregate(context: Context) -> Contender:
     return Contender(NAME, trial)
 
 
+def write_snapshotted(path: Path, context: Context, events: int) -> tuple[Any, Decimal]:
+    """Save an account of *events* deposits, 100 per save, snapshotting every 100 (untimed)."""
+    app = make_app(path, context, snapshot_every=SNAPSHOT_INTERVAL)
+    history = deposits(events)
+    account = new_account(history[:SNAPSHOT_INTERVAL])
+    app.save(account)
+    for start in range(SNAPSHOT_INTERVAL, events, SNAPSHOT_INTERVAL):
+        for deposit in history[start : start + SNAPSHOT_INTERVAL]:
+            account.deposit(deposit.amount, deposit.memo)
+        app.save(account)
+    app.close()
+    return account.id, account.balance
+
+
+def load_snapshot(context: Context) -> Contender:
+    path = context.folder / "es-snapshots.db"
+    account_id, expected = write_snapshotted(path, context, context.events)
+
+    @contextlib.contextmanager
+    def trial(folder: Path) -> Iterator[Callable[[], object]]:  # noqa: ARG001
+        app = make_app(path, context, snapshot_every=SNAPSHOT_INTERVAL)
+
+        def step() -> None:
+            assert app.repository.get(account_id).balance == expected
+
+        step()  # untimed, as eventkit's contender: connections and caches are made once
+        yield step
+        app.close()
+
+    return Contender(NAME, trial)
+
+
 if AVAILABLE:
     set_durability()
     peer("append-streams")(append_streams)
     peer("append-batches")(append_batches)
     peer("read-all")(read_all)
     peer("load-aggregate")(load_aggregate)
+    peer("load-snapshot")(load_snapshot)

@@ -54,6 +54,7 @@ def write_account(path: Path, context: Context, events: int) -> Decimal:
     "Repository.load of an aggregate with {events:,} events, a snapshot every 100",
     events=10_000,
     quick_events=2_000,
+    peer_target=1.0,
 )
 def load_snapshot(context: Context) -> list[Contender]:
     at_head = context.folder / "at-head.db"

@@ -18,10 +18,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from harness import BASELINE, Contender, Context, benchmark
-from workload import Account, as_json_dict, deposits, registry
+from harness import BASELINE, Contender, Context, Trial, benchmark
+from workload import Account, as_json_dict, deposits, registrations, registry
 
 from eventkit import NO_STREAM, Repository, SQLiteEventStore
+from eventkit._json import use_orjson, using_orjson
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -64,6 +65,33 @@ def row(position: int, stream_id: str, version: int, deposit: object, stamp: str
         "{}",
         stamp,
     )
+
+
+# Unless EVENTKIT_JSON=stdlib turned it off, eventkit reads with orjson where installed.
+ORJSON = using_orjson()
+STDLIB_JSON = "eventkit, json"
+
+
+def stdlib_json(trial: Trial) -> Trial:
+    """Return *trial* reading JSON with the standard library only (orjson turned off)."""
+
+    @contextlib.contextmanager
+    def with_stdlib(folder: Path) -> Iterator[Callable[[], object]]:
+        use_orjson(enabled=False)
+        try:
+            with trial(folder) as step:
+                yield step
+        finally:
+            use_orjson(enabled=True)
+
+    return with_stdlib
+
+
+def json_contenders(trial: Trial) -> list[Contender]:
+    """Return eventkit's contender, and the same on the stdlib JSON path if orjson is here."""
+    if not ORJSON:
+        return [Contender("eventkit", trial)]
+    return [Contender("eventkit", trial), Contender(STDLIB_JSON, stdlib_json(trial))]
 
 
 def now() -> str:
@@ -125,6 +153,7 @@ def append_streams(context: Context) -> list[Contender]:
     events=20_000,
     quick_events=5_000,
     target=0.50,
+    peer_target=3.0,
 )
 def append_batches(context: Context) -> list[Contender]:
     events = deposits(BATCH)
@@ -173,6 +202,7 @@ def append_batches(context: Context) -> list[Contender]:
     events=50_000,
     quick_events=10_000,
     target=0.50,
+    peer_target=3.0,
 )
 def read_all(context: Context) -> list[Contender]:
     path = context.folder / "events.db"
@@ -208,7 +238,7 @@ def read_all(context: Context) -> list[Contender]:
         return trial
 
     return [
-        Contender("eventkit", with_eventkit),
+        *json_contenders(with_eventkit),
         # The rows read_all reads, all columns; the data decoded.
         Contender(BASELINE, bare(ROW_COLUMNS)),
         # Only the data column: a floor no event store can reach.
@@ -217,10 +247,53 @@ def read_all(context: Context) -> list[Contender]:
 
 
 @benchmark(
+    "read-all-large",
+    "read_all over {events:,} larger events (about 600 characters of JSON each)",
+    events=50_000,
+    quick_events=10_000,
+)
+def read_all_large(context: Context) -> list[Contender]:
+    path = context.folder / "events.db"
+    events = registrations(1000)
+    with open_store(path, context) as store:
+        for n in range(context.events // 1000):
+            store.append(f"customer-{n}", events)
+
+    @contextlib.contextmanager
+    def with_eventkit(folder: Path) -> Iterator[Callable[[], object]]:  # noqa: ARG001
+        store = open_store(path, context)
+
+        def step() -> None:
+            count = sum(1 for _ in store.read_all())
+            assert count == context.events
+
+        yield step
+        store.close()
+
+    @contextlib.contextmanager
+    def with_bare(folder: Path) -> Iterator[Callable[[], object]]:  # noqa: ARG001
+        conn = sqlite3.connect(path, isolation_level=None)
+        query = f"SELECT {ROW_COLUMNS} FROM eventkit_events ORDER BY position"
+
+        def step() -> None:
+            count = 0
+            for row in conn.execute(query):
+                json.loads(row[-1])
+                count += 1
+            assert count == context.events
+
+        yield step
+        conn.close()
+
+    return [*json_contenders(with_eventkit), Contender(BASELINE, with_bare)]
+
+
+@benchmark(
     "load-aggregate",
     "Repository.load of an aggregate with {events:,} events",
     events=10_000,
     quick_events=2_000,
+    peer_target=3.0,
 )
 def load_aggregate(context: Context) -> list[Contender]:
     path = context.folder / "events.db"
@@ -255,4 +328,4 @@ def load_aggregate(context: Context) -> list[Contender]:
         yield step
         conn.close()
 
-    return [Contender("eventkit", with_eventkit), Contender(BASELINE, with_bare)]
+    return [*json_contenders(with_eventkit), Contender(BASELINE, with_bare)]

@@ -11,6 +11,9 @@ name with `peer`.
 
 Contenders are timed in turns (A B C, B C A, ...) so that a slow moment of the machine
 falls on all of them alike; the report gives medians.
+
+A benchmark whose *unit* is not seconds measures something else (resident memory in MB):
+its step returns the measurement, and the report gives the median of those.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ import attrs
 Trial = Callable[[Path], contextlib.AbstractContextManager[Callable[[], object]]]
 
 BASELINE = "bare sqlite3"
+PEER = "eventsourcing"
+SECONDS = "s"
 
 
 @attrs.frozen
@@ -59,6 +64,9 @@ class Benchmark:
     quick_events: int
     make: Callable[[Context], list[Contender]]
     target: float | None = None  # eventkit's rate / the baseline's rate must reach this
+    peer_target: float | None = None  # eventkit's rate / the peer's rate must reach this
+    unit: str = SECONDS  # anything else: the step returns the measurement, in this unit
+    limit: float | None = None  # a measurement in *unit* must stay below this
 
 
 REGISTRY: dict[str, Benchmark] = {}
@@ -66,14 +74,24 @@ PEERS: dict[str, list[Callable[[Context], Contender]]] = {}
 
 
 def benchmark(
-    name: str, title: str, *, events: int, quick_events: int, target: float | None = None
+    name: str,
+    title: str,
+    *,
+    events: int,
+    quick_events: int,
+    target: float | None = None,
+    peer_target: float | None = None,
+    unit: str = SECONDS,
+    limit: float | None = None,
 ) -> Callable[[Callable[[Context], list[Contender]]], Callable[[Context], list[Contender]]]:
     """Register a benchmark under *name*; *title* may use ``{events}``."""
 
     def register(make: Callable[[Context], list[Contender]]) -> Callable[..., Any]:
         if name in REGISTRY:
             raise ValueError(f"benchmark {name!r} is registered twice")
-        REGISTRY[name] = Benchmark(name, title, events, quick_events, make, target)
+        REGISTRY[name] = Benchmark(
+            name, title, events, quick_events, make, target, peer_target, unit, limit
+        )
         return make
 
     return register
@@ -109,15 +127,16 @@ class Result:
         return self.events / self.median
 
 
-def time_trial(trial: Trial, folder: Path) -> float:
-    """Set up one repetition in *folder*, time its step, tear it down."""
+def time_trial(trial: Trial, folder: Path, unit: str = SECONDS) -> float:
+    """Set up one repetition in *folder*, time its step (or take its result), tear it down."""
     folder.mkdir()
     try:
         with trial(folder) as step:
             gc.collect()
             start = time.perf_counter()
-            step()
-            return time.perf_counter() - start
+            measured = step()
+            elapsed = time.perf_counter() - start
+            return elapsed if unit == SECONDS else float(measured)
     finally:
         shutil.rmtree(folder)
 
@@ -135,7 +154,7 @@ def run(bench: Benchmark, *, quick: bool, repeat: int, synchronous: str) -> list
             turn = repetition % len(contenders)
             for contender in contenders[turn:] + contenders[:turn]:
                 folder = Path(scratch) / f"{contender.name.replace(' ', '-')}-{repetition}"
-                seconds[contender.name].append(time_trial(contender.trial, folder))
+                seconds[contender.name].append(time_trial(contender.trial, folder, bench.unit))
     return [Result(bench, c.name, events, seconds[c.name]) for c in contenders]
 
 
@@ -144,7 +163,16 @@ def report(results: list[Result]) -> Iterator[str]:
     bench = results[0].benchmark
     baseline = next((r for r in results if r.contender == BASELINE), None)
     sync = next((r for r in results if r.contender == "eventkit"), None)
+    peer = next((r for r in results if r.contender == PEER), None)
     yield f"{bench.name}: {bench.title.format(events=results[0].events)}"
+    if bench.unit != SECONDS:
+        for result in results:
+            line = f"  {result.contender:<16} {result.median:10.1f} {bench.unit}"
+            if bench.limit is not None and result.contender == "eventkit":
+                verdict = "met" if result.median < bench.limit else "MISSED"
+                line += f"   (limit {bench.limit:g} {bench.unit}: {verdict})"
+            yield line
+        return
     for result in results:
         line = (
             f"  {result.contender:<16} {result.median * 1000:10.1f} ms "
@@ -156,6 +184,47 @@ def report(results: list[Result]) -> Iterator[str]:
             if result.contender == "eventkit" and bench.target is not None:
                 verdict = "met" if ratio >= bench.target else "MISSED"
                 line += f" (target {bench.target:.0%}: {verdict})"
+        if result.contender == "eventkit" and peer is not None:
+            ratio = result.rate / peer.rate
+            line += f"   {ratio:5.2f}x {PEER}"
+            if bench.peer_target is not None:
+                verdict = "met" if ratio >= bench.peer_target else "MISSED"
+                line += f" (target {bench.peer_target:.1f}x: {verdict})"
         if result.contender == "eventkit async" and sync is not None:
             line += f"   {result.rate / sync.rate:6.0%} of eventkit (sync)"
         yield line
+
+
+def as_record(results: list[Result]) -> dict[str, Any]:
+    """Return *results* of one benchmark as plain data, for the JSON output of run.py."""
+    bench = results[0].benchmark
+    by_name = {result.contender: result for result in results}
+    timed = bench.unit == SECONDS
+    contenders = []
+    for result in results:
+        ratios = {
+            name: (result.rate / other.rate) if timed else (other.median / result.median)
+            for name, other in by_name.items()
+            if name in (BASELINE, PEER) and other is not result
+        }
+        contenders.append(
+            {
+                "name": result.contender,
+                "median": result.median,
+                "samples": result.seconds,
+                "events_per_second": result.rate if timed else None,
+                "ratio": ratios,
+            }
+        )
+    return {
+        "name": bench.name,
+        "title": bench.title.format(events=results[0].events),
+        "unit": bench.unit,
+        "events": results[0].events,
+        "baseline": BASELINE if BASELINE in by_name else None,
+        "peer": PEER if PEER in by_name else None,
+        "target": bench.target,
+        "peer_target": bench.peer_target,
+        "limit": bench.limit,
+        "contenders": contenders,
+    }

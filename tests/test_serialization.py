@@ -226,3 +226,15 @@ def _rich_with(amount: Decimal, note: str | None = None) -> Rich:
         blob=b"\x00\xff",
         note=note,
     )
+
+
+class TestEventIds:
+    def test_a_bare_event_gets_a_random_version_4_uuid(self):
+        """Ids made for bare events are version 4 UUIDs, as uuid.uuid4 makes them."""
+        codec = Codec(registry)
+        ids = [codec.encode(Plain(1.5)).event_id for _ in range(50)]
+        assert len(set(ids)) == 50
+        for event_id in ids:
+            same = uuid.UUID(str(event_id))
+            assert (event_id.version, event_id.variant) == (4, uuid.RFC_4122)
+            assert (event_id, hash(event_id), event_id.bytes) == (same, hash(same), same.bytes)

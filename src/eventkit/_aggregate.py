@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Self
 
 import attrs
 
+from eventkit._envelope import new_event_id
 from eventkit.exceptions import ArgumentError
 
 
@@ -72,7 +73,7 @@ class Aggregate(abc.ABC):
         """
         self.apply(event)
         self._pending.append(event)
-        self._pending_ids.append(uuid.uuid4())
+        self._pending_ids.append(new_event_id())
         self.version += 1
 
     @property

@@ -11,16 +11,16 @@ was written, or raises `SerializationError` naming the stored event and the fiel
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypeVar
-from uuid import uuid4
 
 import cattrs
 
 from eventkit._converter import describe as _describe
 from eventkit._converter import make_converter
-from eventkit._envelope import NewEvent, RecordedEvent
+from eventkit._envelope import NewEvent, RecordedEvent, new_event_id
 from eventkit._events import RetiredEvent
 from eventkit._json import (
     EMPTY_METADATA,
+    ORJSON_FROM,
     decode_json,
     decode_metadata,
     encode_json,
@@ -73,7 +73,7 @@ class Codec:
         else:
             # What NewEvent(item) would hold, without building one: appends of bare
             # events are the common case, and a NewEvent costs as much as the JSON.
-            event, event_id, metadata = item, uuid4(), EMPTY_METADATA
+            event, event_id, metadata = item, new_event_id(), EMPTY_METADATA
         entry = self.registry.by_class(type(event))
         try:
             data = encode_json(self.converter.unstructure(event))
@@ -106,14 +106,18 @@ class Codec:
             return self._decode_unregistered(record)
         event: Any = _NOT_READ
         if schema_version == entry.version:
-            # The common case, in one frame: compact JSON at the current version that fits.
+            # The common case: JSON at the current version that fits the class.
             # Anything else (whitespace, bad JSON, data that does not fit) takes the
             # general path, which decides what it is and names it.
             cls = entry.cls
             try:
-                value, end = scan_json(data, 0)
-                if end == len(data):
-                    event = self._hook(cls)(value, cls)
+                if len(data) < ORJSON_FROM:
+                    # The scanner without decode_json's frame: most events are this short.
+                    value, end = scan_json(data, 0)
+                    if end == len(data):
+                        event = self._hook(cls)(value, cls)
+                else:
+                    event = self._hook(cls)(decode_json(data), cls)
             except Exception:  # noqa: BLE001, S110 (decode_event says what went wrong)
                 pass
         if event is _NOT_READ:
