@@ -211,6 +211,96 @@ def load_snapshot(context: Context) -> Contender:
     return Contender(NAME, trial)
 
 
+def counting_projection() -> tuple[Any, Any]:
+    """Return eventsourcing's projection and view that count events by type, as ours."""
+    from eventsourcing.projection import Projection  # noqa: PLC0415 (optional)
+    from eventsourcing.sqlite import SQLiteTrackingRecorder  # noqa: PLC0415 (optional)
+
+    class Counts(SQLiteTrackingRecorder):
+        """A materialised view: a count per event type, and the tracking record."""
+
+        def construct_create_table_statements(self) -> list[str]:
+            return [
+                *super().construct_create_table_statements(),
+                (
+                    "CREATE TABLE IF NOT EXISTS event_counts "
+                    "(event_type TEXT PRIMARY KEY, n INTEGER NOT NULL)"
+                ),
+            ]
+
+        def count(self, event_type: str, tracking: Any) -> None:
+            # The count and the tracking record commit together: exactly once, as ours.
+            with self.datastore.transaction(commit=True) as cursor:
+                cursor.execute(
+                    "INSERT INTO event_counts VALUES (?, 1) "
+                    "ON CONFLICT (event_type) DO UPDATE SET n = n + 1",
+                    (event_type,),
+                )
+                self._insert_tracking(cursor, tracking)
+
+        def total(self) -> int:
+            with self.datastore.transaction(commit=False) as cursor:
+                cursor.execute("SELECT coalesce(sum(n), 0) FROM event_counts")
+                return int(cursor.fetchone()[0])
+
+    class CountByType(Projection[Counts]):
+        name = "count_by_type"
+
+        def process_event(self, domain_event: Any, tracking: Any) -> None:
+            self.view.count(type(domain_event).__qualname__, tracking)
+
+    return CountByType, Counts
+
+
+def catch_up(context: Context) -> Contender:
+    """
+    eventsourcing's way to keep a view: each event processed with its tracking record.
+
+    Its `ProjectionRunner` needs a recorder with subscriptions, which its SQLite module
+    does not have ("does not support subscriptions"), so this pulls the notifications
+    in pages of 1,000 and hands each event to the view, one transaction per event with
+    its tracking record: what the runner's processing thread does with each event.
+    """
+    import sqlite3  # noqa: PLC0415 (only here)
+
+    from eventsourcing.application import Application  # noqa: PLC0415 (optional)
+    from eventsourcing.persistence import (  # noqa: PLC0415 (optional)
+        InfrastructureFactory,
+        Tracking,
+    )
+
+    source = context.folder / "es-projection.db"
+    fill(source, context, context.events // 1000, 1000)
+    projection_class, view_class = counting_projection()
+
+    @contextlib.contextmanager
+    def trial(folder: Path) -> Iterator[Callable[[], object]]:
+        path = folder / "es.db"
+        # A consistent copy of the filled file (its WAL included), fresh for each trial.
+        with sqlite3.connect(source) as src, sqlite3.connect(path) as dst:
+            src.backup(dst)
+        env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)}
+        app = Application(env=env)
+        view = InfrastructureFactory.construct(env=env).tracking_recorder(view_class)
+        projection = projection_class(view=view)
+
+        def step() -> None:
+            start = (view.max_tracking_id(app.name) or 0) + 1
+            while page := app.recorder.select_notifications(start=start, limit=1000):
+                for notification in page:
+                    projection.process_event(
+                        app.mapper.to_domain_event(notification),
+                        Tracking(app.name, notification.id),
+                    )
+                start = page[-1].id + 1
+            assert view.total() == context.events
+
+        yield step
+        app.close()
+
+    return Contender(NAME, trial)
+
+
 if AVAILABLE:
     set_durability()
     peer("append-streams")(append_streams)
@@ -218,3 +308,5 @@ if AVAILABLE:
     peer("read-all")(read_all)
     peer("load-aggregate")(load_aggregate)
     peer("load-snapshot")(load_snapshot)
+    for _size in (1, 100, 1000):
+        peer(f"projection-batch-{_size}")(catch_up)
