@@ -10,6 +10,7 @@ generated from the async one (see ``tools/unasync.py``).
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import sys
 import time
@@ -47,7 +48,7 @@ def _never() -> bool:
     return False
 
 
-class RunnerCore:
+class RunnerCore(abc.ABC):
     """
     What every runner of checkpointed consumers shares: slots, locks, waiting, status.
 
@@ -95,9 +96,9 @@ class RunnerCore:
             on_change=self._committed,
         )
 
+    @abc.abstractmethod
     def _slot(self, consumer: Any) -> Slot:
-        # Checks one consumer the runner was given, and returns its slot.
-        raise NotImplementedError
+        """Check one consumer the runner was given, and return its slot."""
 
     def _engine_for(self, batch_size: int) -> Engine:
         return Engine(
@@ -418,9 +419,9 @@ class RunnerBase(RunnerCore):
     ) -> None:
         super().__init__(store, projections, batch_size=batch_size, poll_interval=poll_interval)
 
+    @abc.abstractmethod
     def _take(self, projection: Projection) -> Projection:
-        # Checks what the runner was given, and returns it.
-        raise NotImplementedError
+        """Check a projection the runner was given, and return it."""
 
     def _slot(self, consumer: Any) -> Slot:
         projection = self._take(consumer)
