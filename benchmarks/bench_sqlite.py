@@ -207,42 +207,10 @@ def append_batches(context: Context) -> list[Contender]:
 def read_all(context: Context) -> list[Contender]:
     path = context.folder / "events.db"
     fill(path, context, streams=context.events // 1000, per_stream=1000)
-
-    @contextlib.contextmanager
-    def with_eventkit(folder: Path) -> Iterator[Callable[[], object]]:  # noqa: ARG001
-        store = open_store(path, context)
-
-        def step() -> None:
-            count = sum(1 for _ in store.read_all())
-            assert count == context.events
-
-        yield step
-        store.close()
-
-    def bare(columns: str) -> Callable[[Path], contextlib.AbstractContextManager[Any]]:
-        @contextlib.contextmanager
-        def trial(folder: Path) -> Iterator[Callable[[], object]]:  # noqa: ARG001
-            conn = sqlite3.connect(path, isolation_level=None)
-            query = f"SELECT {columns} FROM eventkit_events ORDER BY position"
-
-            def step() -> None:
-                count = 0
-                for row in conn.execute(query):
-                    json.loads(row[-1])
-                    count += 1
-                assert count == context.events
-
-            yield step
-            conn.close()
-
-        return trial
-
     return [
-        *json_contenders(with_eventkit),
-        # The rows read_all reads, all columns; the data decoded.
-        Contender(BASELINE, bare(ROW_COLUMNS)),
+        *reading_contenders(path, context),
         # Only the data column: a floor no event store can reach.
-        Contender("bare, data only", bare("data")),
+        Contender("bare, data only", bare_reading(path, context, "data")),
     ]
 
 
@@ -258,6 +226,11 @@ def read_all_large(context: Context) -> list[Contender]:
     with open_store(path, context) as store:
         for n in range(context.events // 1000):
             store.append(f"customer-{n}", events)
+    return reading_contenders(path, context)
+
+
+def reading_contenders(path: Path, context: Context) -> list[Contender]:
+    """eventkit's read_all of the store at *path* (on each JSON path), and bare sqlite3's."""
 
     @contextlib.contextmanager
     def with_eventkit(folder: Path) -> Iterator[Callable[[], object]]:  # noqa: ARG001
@@ -270,10 +243,22 @@ def read_all_large(context: Context) -> list[Contender]:
         yield step
         store.close()
 
+    return [
+        *json_contenders(with_eventkit),
+        # The rows read_all reads, all columns; the data decoded.
+        Contender(BASELINE, bare_reading(path, context, ROW_COLUMNS)),
+    ]
+
+
+def bare_reading(
+    path: Path, context: Context, columns: str
+) -> Callable[[Path], contextlib.AbstractContextManager[Any]]:
+    """A bare sqlite3 loop reading *columns* of every event row and decoding the last."""
+
     @contextlib.contextmanager
-    def with_bare(folder: Path) -> Iterator[Callable[[], object]]:  # noqa: ARG001
+    def trial(folder: Path) -> Iterator[Callable[[], object]]:  # noqa: ARG001
         conn = sqlite3.connect(path, isolation_level=None)
-        query = f"SELECT {ROW_COLUMNS} FROM eventkit_events ORDER BY position"
+        query = f"SELECT {columns} FROM eventkit_events ORDER BY position"
 
         def step() -> None:
             count = 0
@@ -285,7 +270,7 @@ def read_all_large(context: Context) -> list[Contender]:
         yield step
         conn.close()
 
-    return [*json_contenders(with_eventkit), Contender(BASELINE, with_bare)]
+    return trial
 
 
 @benchmark(
